@@ -1,0 +1,57 @@
+"""Read-only views of the flags: the table behind ``flagops list`` and ``flagops show``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Mapping, Optional
+
+from flagops_client.evaluation import AXES, normalise_scope
+
+from .errors import FlagopsError
+from .loading import FLAGS_DIR, FsSource, Project, load_flags
+from .validation import did_you_mean
+
+_AXIS_LABELS = {"plans": "plans", "tenantSlugs": "tenants", "partnerSlugs": "partners",
+                "environments": "env"}
+
+
+def scope_summary(scope: Optional[Mapping[str, Any]], *, limit: int = 3) -> str:
+    """One line: ``plans: business, enterprise; env: production`` or ``everyone``."""
+    parts = []
+    for axis in AXES:
+        values = list((scope or {}).get(axis) or [])
+        if values:
+            shown = ", ".join(values[:limit]) + (f" +{len(values) - limit}" if len(values) > limit else "")
+            parts.append(f"{_AXIS_LABELS[axis]}: {shown}")
+    return "; ".join(parts) or "everyone"
+
+
+def read_flags(root: Path) -> dict[str, dict[str, Any]]:
+    """Every flag file that parses to a mapping, keyed by file stem (validation not required)."""
+    project = Project(FsSource(root))
+    load_flags(FsSource(root), project)
+    return project.flag_data()
+
+
+def _row(stem: str, flag: Mapping[str, Any]) -> dict[str, Any]:
+    return {
+        "key": flag.get("key", stem),
+        "description": flag.get("description"),
+        "state": flag.get("state"),
+        "pct": flag.get("pct"),
+        "scope": normalise_scope(flag.get("scope") if isinstance(flag.get("scope"), dict) else None),
+        "owner": flag.get("owner"),
+        "expires": flag.get("expires"),
+    }
+
+
+def flag_summaries(root: Path) -> list[dict[str, Any]]:
+    return [_row(stem, flag) for stem, flag in sorted(read_flags(root).items())]
+
+
+def find_flag(root: Path, key: str) -> dict[str, Any]:
+    flags = read_flags(root)
+    if key not in flags:
+        raise FlagopsError(f'no flag "{key}" in {FLAGS_DIR}/{did_you_mean(key, flags)}',
+                           hint="flagops list shows every flag")
+    return _row(key, flags[key])

@@ -1,0 +1,277 @@
+"""Validate a loaded project: the JSON Schema first, then the rules a schema cannot express.
+
+Every problem is collected (never only the first) with its file, line and column, so one run
+of ``flagops validate`` shows an operator everything to fix.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import difflib
+import re
+from pathlib import Path
+from typing import Any, Iterable, Optional
+
+from jsonschema import Draft202012Validator
+from jsonschema.exceptions import ValidationError
+
+from flagops_client.evaluation import AXES, has_any_scope
+
+from .loading import Document, FsSource, Project, SCHEMA_DIR, load_override, load_project, read_tenants_source
+from .problems import Problem, Result
+from .schemas import Schemas
+
+__all__ = ["Problem", "Result", "validate_project", "validate_repository", "did_you_mean"]
+
+
+def did_you_mean(word: str, candidates: Iterable[str]) -> str:
+    """`` (did you mean "x"?)`` for the closest candidate, or an empty string."""
+    close = difflib.get_close_matches(word, list(candidates), n=1, cutoff=0.6)
+    return f' (did you mean "{close[0]}"?)' if close else ""
+
+
+def _field(at: Iterable[Any]) -> str:
+    out = ""
+    for part in at:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "the document"
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, str):
+        return f'"{value}"'
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (dict, list)):
+        return "a mapping" if isinstance(value, dict) else "a list"
+    return str(value)
+
+
+_JSON_TYPES = {dict: "a mapping", list: "a list", str: "a string", bool: "a boolean",
+               int: "an integer", float: "a number", type(None): "null"}
+
+
+def _schema_message(error: ValidationError) -> str:
+    """A sentence an operator understands, instead of jsonschema's repr-based text."""
+    field = _field(error.absolute_path)
+    kind, expected, value = error.validator, error.validator_value, error.instance
+    if kind == "maximum":
+        return f"{field} {_show(value)} is above the maximum of {expected}"
+    if kind == "minimum":
+        return f"{field} {_show(value)} is below the minimum of {expected}"
+    if kind == "enum":
+        return f"{field} {_show(value)} is not one of: {', '.join(map(str, expected))}"
+    if kind == "const":
+        return f"{field} must be {_show(expected)}, not {_show(value)}"
+    if kind == "type":
+        wanted = expected if isinstance(expected, list) else [expected]
+        got = _JSON_TYPES.get(type(value), type(value).__name__)
+        names = {"object": "a mapping", "array": "a list", "string": "a string", "integer": "an integer",
+                 "number": "a number", "boolean": "true or false", "null": "null"}
+        hint = ""
+        if "string" in wanted and isinstance(value, (int, float)) and not isinstance(value, bool):
+            hint = " (quote it)"
+        return f"{field} must be {' or '.join(names.get(w, w) for w in wanted)}, not {got}{hint}"
+    if kind == "pattern":
+        if isinstance(value, str) and not value.strip():
+            return f"{field} must not be blank"
+        return f"{field} {_show(value)} does not match the pattern {expected}"
+    if kind == "minLength":
+        return f"{field} must not be empty"
+    if kind == "uniqueItems":
+        return f"{field} lists the same value more than once; keep each once"
+    if kind == "format":
+        return f"{field} {_show(value)} is not a valid {expected} (use YYYY-MM-DD)"
+    if kind == "minItems":
+        return f"{field} needs at least {expected} item(s)"
+    return f"{field}: {error.message}"
+
+
+def schema_problems(doc: Document, validator: Draft202012Validator) -> list[Problem]:
+    """Map every schema error of ``doc`` to a Problem at the offending line."""
+    problems: list[Problem] = []
+    for error in validator.iter_errors(doc.data):
+        at = tuple(error.absolute_path)
+        if error.validator == "additionalProperties" and isinstance(error.instance, dict):
+            allowed = list(error.schema.get("properties", {}))
+            patterns = [re.compile(p) for p in error.schema.get("patternProperties", {})]
+            for key in error.instance:
+                if key in allowed or any(p.search(key) for p in patterns):
+                    continue
+                line, col = doc.locate(at + (key,), key=True)
+                where = f" in {_field(at)}" if at else ""
+                problems.append(Problem(
+                    doc.path, line, col, "schema",
+                    f'unknown field "{key}"{where}{did_you_mean(key, allowed)}; '
+                    f"allowed: {', '.join(allowed)}"))
+            continue
+        if error.validator == "required" and isinstance(error.instance, dict):
+            line, col = doc.locate(at)
+            for name in error.validator_value:
+                if name not in error.instance:
+                    why = " (a rollout needs a percentage)" if name == "pct" else ""
+                    where = f" in {_field(at)}" if at else ""
+                    problems.append(Problem(doc.path, line, col, "schema",
+                                            f'missing required field "{name}"{where}{why}'))
+            continue
+        line, col = doc.locate(at)
+        problems.append(Problem(doc.path, line, col, "schema", _schema_message(error)))
+    return problems
+
+
+# --------------------------------------------------------------------------- inventories
+
+
+def _tenants_fast_ok(data: Any, plans: set[str], slug_re: re.Pattern[str]) -> bool:
+    """A quick check mirroring tenants.schema.json, so 100,000 valid tenants skip jsonschema."""
+    if not isinstance(data, list):
+        return False
+    allowed = {"id", "slug", "plan", "partnerSlug", "name"}
+    match = slug_re.fullmatch
+    for t in data:
+        if type(t) is not dict or not allowed.issuperset(t):
+            return False
+        tid, slug, partner = t.get("id"), t.get("slug"), t.get("partnerSlug", "x")
+        if type(tid) is not str or not tid or type(slug) is not str or not match(slug):
+            return False
+        if t.get("plan") not in plans or type(partner) is not str or not match(partner):
+            return False
+        if "name" in t and type(t["name"]) is not str:
+            return False
+    return True
+
+
+def inventory_problems(doc: Document, schemas: Schemas) -> list[Problem]:
+    pattern = schemas.slug_pattern.lstrip("^").rstrip("$")
+    if not _tenants_fast_ok(doc.data, set(schemas.plans), re.compile(pattern)):
+        problems = schema_problems(doc, schemas.tenants_validator)
+        if problems or not isinstance(doc.data, list):
+            return problems or [Problem(doc.path, 1, 1, "schema", "the inventory must be a list of tenants")]
+    problems = []
+    seen_ids: dict[str, int] = {}
+    seen_slugs: dict[str, int] = {}
+    for i, tenant in enumerate(doc.data):
+        if not isinstance(tenant, dict):
+            continue
+        for field, seen in (("id", seen_ids), ("slug", seen_slugs)):
+            value = tenant.get(field)
+            if not isinstance(value, str):
+                continue
+            if value in seen:
+                line, col = doc.locate((i, field))
+                first = doc.locate((seen[value], field))[0]
+                problems.append(Problem(doc.path, line, col, f"duplicate-tenant-{field}",
+                                        f'tenant {field} "{value}" is already used on line {first}; '
+                                        f"every tenant needs its own {field}"))
+            else:
+                seen[value] = i
+    return problems
+
+
+# --------------------------------------------------------------------------- flags
+
+
+def flag_problems(stem: str, doc: Document, schemas: Schemas, known_tenants: set[str],
+                  known_partners: set[str], unknown_severity: str, today: _dt.date) -> list[Problem]:
+    flag = doc.data
+    problems = schema_problems(doc, schemas.flag_validator)
+    key = flag.get("key")
+    if isinstance(key, str) and key != stem:
+        line, col = doc.locate(("key",))
+        problems.append(Problem(doc.path, line, col, "key-filename",
+                                f'key "{key}" does not match the file name {stem}.yaml; '
+                                f"rename the file to {key}.yaml or set key: {stem}"))
+
+    scope = flag.get("scope") if isinstance(flag.get("scope"), dict) else {}
+    for axis, known, what in (("tenantSlugs", known_tenants, "tenant"),
+                              ("partnerSlugs", known_partners, "partner")):
+        values = scope.get(axis)
+        if not isinstance(values, list):
+            continue
+        for i, slug in enumerate(values):
+            if isinstance(slug, str) and slug not in known:
+                line, col = doc.locate(("scope", axis, i))
+                problems.append(Problem(doc.path, line, col, f"unknown-{what}",
+                                        f'{what} "{slug}" is in no tenant inventory{did_you_mean(slug, known)}',
+                                        unknown_severity))  # type: ignore[arg-type]
+
+    state = flag.get("state")
+    if state == "targeted" and not has_any_scope(scope):
+        line, col = doc.locate(("state",))
+        problems.append(Problem(doc.path, line, col, "targeted-empty-scope",
+                                "a targeted flag with an empty scope matches nobody; add plans, "
+                                "tenantSlugs, partnerSlugs or environments", "warning"))
+    if state in ("on", "off") and has_any_scope(scope):
+        line, col = doc.locate(("scope",), key=True)
+        problems.append(Problem(doc.path, line, col, "ignored-scope",
+                                f"the scope of an {state} flag is ignored; use targeted or rollout, "
+                                "or remove the scope", "warning"))
+    if "pct" in flag and state in ("on", "off", "targeted"):
+        line, col = doc.locate(("pct",), key=True)
+        problems.append(Problem(doc.path, line, col, "ignored-pct",
+                                f"pct is ignored for a {state} flag; it only applies to rollout",
+                                "warning"))
+    expires = flag.get("expires")
+    if isinstance(expires, str):
+        try:
+            date = _dt.date.fromisoformat(expires)
+        except ValueError:
+            date = None
+        if date is not None and date < today:
+            line, col = doc.locate(("expires",))
+            problems.append(Problem(doc.path, line, col, "expired",
+                                    f"the flag expired on {expires}; remove it and its code, "
+                                    "or move the date", "warning"))
+    return problems
+
+
+def validate_project(project: Project, schemas: Schemas, *, today: Optional[_dt.date] = None) -> Result:
+    """Every problem of a loaded project: load problems, schema problems and semantic rules."""
+    result = Result()
+    result.extend(project.problems)
+    today = today or _dt.date.today()
+
+    known_tenants: set[str] = set()
+    known_partners: set[str] = set()
+    for inventory in project.inventories.values():
+        if inventory.document is None:
+            continue
+        result.extend(inventory_problems(inventory.document, schemas))
+        for t in inventory.tenants:
+            if isinstance(t, dict):
+                if isinstance(t.get("slug"), str):
+                    known_tenants.add(t["slug"])
+                if isinstance(t.get("partnerSlug"), str):
+                    known_partners.add(t["partnerSlug"])
+    overridden = any(inv.override for inv in project.inventories.values())
+    unknown_severity = "warning" if overridden else "error"
+
+    for stem, doc in sorted(project.flags.items()):
+        if isinstance(doc.data, dict):
+            result.extend(flag_problems(stem, doc, schemas, known_tenants, known_partners,
+                                        unknown_severity, today))
+    result.problems = result.sorted()
+    return result
+
+
+def load_and_validate(root: Path, *, tenants: Optional[str] = None, environment: Optional[str] = None,
+                      cwd: Optional[Path] = None, today: Optional[_dt.date] = None,
+                      schemas: Optional[Schemas] = None) -> tuple[Project, Schemas, Result]:
+    """Load the repository at ``root`` (with an optional ``--tenants`` override) and validate it."""
+    schemas = schemas or Schemas.load(root / SCHEMA_DIR)
+    project = load_project(FsSource(root), schemas.environments)
+    if tenants is not None:
+        if environment is None:
+            from .errors import UsageError
+
+            raise UsageError("--tenants replaces the inventory of one environment; pass --env too")
+        display, raw = read_tenants_source(tenants, cwd=cwd)
+        load_override(project, environment, display, raw)
+    return project, schemas, validate_project(project, schemas, today=today)
+
+
+def validate_repository(root: Path, **kwargs: Any) -> Result:
+    """Validate the repository at ``root``; the library entry point behind ``flagops validate``."""
+    return load_and_validate(root, **kwargs)[2]
