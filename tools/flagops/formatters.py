@@ -16,8 +16,14 @@ def _escape_github(value: str, *, prop: bool = False) -> str:
     return value
 
 
+def _one_line(value: str) -> str:
+    # One problem per line, whatever a file name or value holds.
+    return value.replace("\r", "\\r").replace("\n", "\\n")
+
+
 def format_text(result: Result) -> str:
-    lines = [f"{p.path}:{p.line}:{p.col}: {p.severity}: {p.message} ({p.rule})" for p in result.sorted()]
+    lines = [f"{_one_line(p.path)}:{p.line}:{p.col}: {p.severity}: {_one_line(p.message)} ({p.rule})"
+             for p in result.sorted()]
     return "\n".join(lines) + ("\n" if lines else "")
 
 
@@ -25,16 +31,17 @@ def format_github(result: Result) -> str:
     lines = []
     for p in result.sorted():
         kind = "error" if p.severity == "error" else "warning"
+        # Exactly ::error file=…,line=…,col=…::message (rule), as the runner and scripts expect.
         lines.append(
-            f"::{kind} file={_escape_github(p.path, prop=True)},line={p.line},col={p.col},"
-            f"title={_escape_github('flagops ' + p.rule, prop=True)}::{_escape_github(p.message)}"
+            f"::{kind} file={_escape_github(p.path, prop=True)},line={p.line},col={p.col}"
+            f"::{_escape_github(f'{p.message} ({p.rule})')}"
         )
     return "\n".join(lines) + ("\n" if lines else "")
 
 
-def format_json(result: Result) -> str:
+def format_json(result: Result, *, strict: bool = False) -> str:
     payload = {
-        "valid": not result.errors,
+        "valid": result.ok(strict=strict),
         "errors": len(result.errors),
         "warnings": len(result.warnings),
         "problems": [p.to_dict() for p in result.sorted()],

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import math
 from pathlib import Path
 from typing import Any, Mapping, Optional
 
@@ -19,7 +21,7 @@ def scope_summary(scope: Optional[Mapping[str, Any]], *, limit: int = 3) -> str:
     """One line: ``plans: business, enterprise; env: production`` or ``everyone``."""
     parts = []
     for axis in AXES:
-        values = list((scope or {}).get(axis) or [])
+        values = [v if isinstance(v, str) else json.dumps(v) for v in (scope or {}).get(axis) or []]
         if values:
             shown = ", ".join(values[:limit]) + (f" +{len(values) - limit}" if len(values) > limit else "")
             parts.append(f"{_AXIS_LABELS[axis]}: {shown}")
@@ -33,13 +35,25 @@ def read_flags(root: Path) -> dict[str, dict[str, Any]]:
     return project.flag_data()
 
 
+def _scope_of(flag: Mapping[str, Any]) -> dict[str, list[Any]]:
+    """All four axes as lists, whatever an invalid file holds (list and show never need it valid)."""
+    scope = flag.get("scope") if isinstance(flag.get("scope"), dict) else {}
+    return normalise_scope({axis: (value if isinstance(value, list) else [value] if value is not None else [])
+                            for axis, value in scope.items() if axis in AXES})
+
+
+def _json_safe(value: Any) -> Any:
+    """``.nan``/``.inf`` in an invalid file would make ``--format json`` unparseable."""
+    return None if isinstance(value, float) and not math.isfinite(value) else value
+
+
 def _row(stem: str, flag: Mapping[str, Any]) -> dict[str, Any]:
     return {
         "key": flag.get("key", stem),
         "description": flag.get("description"),
         "state": flag.get("state"),
-        "pct": flag.get("pct"),
-        "scope": normalise_scope(flag.get("scope") if isinstance(flag.get("scope"), dict) else None),
+        "pct": _json_safe(flag.get("pct")),
+        "scope": _scope_of(flag),
         "owner": flag.get("owner"),
         "expires": flag.get("expires"),
     }

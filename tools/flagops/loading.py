@@ -8,6 +8,7 @@ only re-parsed with positions when something in them needs pointing at.
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import re
@@ -33,7 +34,12 @@ INVENTORY_SUFFIXES = (".yaml", ".json")
 MAX_FLAG_BYTES = 1024 * 1024
 MAX_INVENTORY_BYTES = 1024 * 1024 * 1024
 TENANTS_TOKEN_ENV = "FLAGOPS_TENANTS_TOKEN"
+#: Seconds to wait for an inventory URL; FLAGOPS_TENANTS_TIMEOUT overrides it.
+TENANTS_TIMEOUT_ENV = "FLAGOPS_TENANTS_TIMEOUT"
 DEFAULT_URL_TIMEOUT = 30.0
+#: Something that may be a YAML anchor or alias; libyaml cannot report them, so such
+#: text is re-read by the pure-Python composer, which refuses them at their position.
+_ANCHOR_HINT = re.compile(r"(?:^|[\s\[\{,])[&*][^\s\[\]\{\},]", re.MULTILINE)
 
 JsonPath = tuple  # a path of keys and indices into a document
 Position = tuple[int, int]  # (line, col), both 1-based
@@ -184,7 +190,7 @@ class _Converter:
                     self.problems.append(
                         Problem(
                             self.path, line, col, "duplicate-key",
-                            f'duplicate key "{key}" (first defined on line {first}); keep one',
+                            f"duplicate key {json.dumps(key, ensure_ascii=False)} (first defined on line {first}); keep one",
                         )
                     )
                     continue
@@ -272,8 +278,68 @@ def _yaml_problem(path: str, exc: yaml.YAMLError) -> Problem:
         return Problem(path, line, col, rule, str(exc.problem))
     what = getattr(exc, "problem", None) or str(exc)
     context = getattr(exc, "context", None)
-    message = f"YAML syntax error: {what}" + (f" ({context})" if context else "")
+    if context and str(what).startswith("but "):  # "expected X" + "but found Y" reads in that order
+        message = f"YAML syntax error: {context}, {what}"
+    else:
+        message = f"YAML syntax error: {what}" + (f" ({context})" if context else "")
     return Problem(path, line, col, "yaml-syntax", message)
+
+
+# One line of the regular shape platform exports have: ``- key: value`` starting a tenant,
+# ``  key: value`` continuing it; values plain (one line, no indicator first), or quoted
+# without escapes; an optional trailing comment.
+_FAST_LINE = re.compile(
+    r"(- |  )([A-Za-z][A-Za-z0-9_]*):[ ]+"
+    r"(?:\"([^\"\\]*)\"|'([^']*)'|([^\s\-?:,\[\]{}#&*!|>'\"%@`][^\s#:]*(?:[ ]+[^\s#:]+)*))"
+    r"(?:[ ]+#.*)?[ ]*"
+)
+# Plain scalars the YAML 1.2 core schema does not read as strings (see _Resolver).
+_NOT_A_STRING = re.compile(
+    r"true|True|TRUE|false|False|FALSE|~|null|Null|NULL"
+    r"|[-+]?(?:0|[1-9][0-9]*)|0o[0-7]+|0x[0-9a-fA-F]+"
+    r"|[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN)"
+)
+
+
+def _fast_inventory(text: str) -> Optional[list[dict[str, Any]]]:
+    """Read an inventory of the regular exported shape without building a YAML node tree.
+
+    Returns None as soon as anything is outside that shape (flow style, anchors, escapes,
+    numbers, nesting, duplicate keys, ...): the full parser then reads the file and reports
+    its problems with positions. For what it accepts the result equals the full parser's.
+    """
+    if "\r" in text:
+        text = text.replace("\r\n", "\n")
+    # Other line breaks YAML knows, and characters it refuses: the full parser decides.
+    if "\r" in text or "\x85" in text or "\u2028" in text or "\u2029" in text \
+            or yaml.reader.Reader.NON_PRINTABLE.search(text):
+        return None
+    items: list[dict[str, Any]] = []
+    current: Optional[dict[str, Any]] = None
+    match = _FAST_LINE.fullmatch
+    not_a_string = _NOT_A_STRING.fullmatch
+    for line in text.split("\n"):
+        m = match(line)
+        if m is None:
+            stripped = line.strip(" ")
+            if not stripped or stripped.startswith("#"):
+                continue
+            return None
+        lead, key, dq, sq, plain = m.groups()
+        if plain is not None:
+            if plain[0] in "-+.0123456789tTfFnN~" and not_a_string(plain):
+                return None
+            value = plain
+        else:
+            value = dq if dq is not None else sq
+        if lead == "- ":
+            current = {key: value}
+            items.append(current)
+        elif current is None or key in current:
+            return None
+        else:
+            current[key] = value
+    return items or None
 
 
 def parse_yaml(path: str, raw: bytes, *, max_bytes: int = MAX_FLAG_BYTES, fast: bool = False
@@ -285,12 +351,27 @@ def parse_yaml(path: str, raw: bytes, *, max_bytes: int = MAX_FLAG_BYTES, fast: 
     text, problems = _decode(path, raw)
     if text is None:
         return None, problems
+    if fast:
+        data = _fast_inventory(text)
+        if data is not None:
+            return Document(path, data, text), []  # positions computed only if needed
+        if _ANCHOR_HINT.search(text):
+            fast = False
     try:
         node = _compose(text, fast=fast)
+    except yaml.reader.ReaderError as exc:
+        # A character YAML refuses (libyaml reports a byte offset, so find it in the text).
+        bad = yaml.reader.Reader.NON_PRINTABLE.search(text)
+        at = bad.start() if bad else 0
+        line = text.count("\n", 0, at) + 1
+        col = at - (text.rfind("\n", 0, at) + 1) + 1
+        char = text[at] if bad else "\ufffd"
+        return None, [Problem(path, line, col, "yaml-syntax",
+                              f"the character U+{ord(char):04X} is not allowed in YAML; remove it")]
     except yaml.YAMLError as exc:
         return None, [_yaml_problem(path, exc)]
     if node is None:
-        return None, [Problem(path, 1, 1, "empty-file", "the file holds no YAML document; write the mapping")]
+        return None, [Problem(path, 1, 1, "empty-file", "the file holds no YAML document, only comments or blank lines")]
     conv = _Converter(path)
     data = conv.convert(node)
     return Document(path, data, text, conv.positions, conv.key_positions), conv.problems
@@ -421,7 +502,12 @@ def load_flags(source: Source, project: Project) -> None:
                     else "only <key>.yaml files belong in flags/; move or delete it")
             project.problems.append(Problem(rel, 1, 1, "stray-file", f"not a .yaml flag file: {hint}"))
             continue
-        doc, problems = parse_yaml(rel, source.read(rel), max_bytes=MAX_FLAG_BYTES)
+        try:
+            raw = source.read(rel)
+        except OSError as exc:
+            project.problems.append(Problem(rel, 1, 1, "unreadable", f"cannot read the file: {exc.strerror or exc}"))
+            continue
+        doc, problems = parse_yaml(rel, raw, max_bytes=MAX_FLAG_BYTES)
         project.problems.extend(problems)
         if doc is not None:
             if not isinstance(doc.data, dict):
@@ -453,12 +539,25 @@ def load_inventories(source: Source, project: Project, environments: Iterable[st
             project.problems.append(Problem(rel, 1, 1, "duplicate-inventory",
                                             f"{project.inventories[stem].path} already holds the {stem} inventory; keep one"))
             continue
-        doc, problems = parse_file(rel, source.read(rel), max_bytes=MAX_INVENTORY_BYTES)
+        try:
+            raw = source.read(rel)
+        except OSError as exc:
+            project.problems.append(Problem(rel, 1, 1, "unreadable", f"cannot read the file: {exc.strerror or exc}"))
+            continue
+        doc, problems = parse_file(rel, raw, max_bytes=MAX_INVENTORY_BYTES)
         project.problems.extend(problems)
         project.inventories[stem] = Inventory(stem, doc, rel)
 
 
-def read_tenants_source(source: str, *, timeout: float = DEFAULT_URL_TIMEOUT,
+def _url_timeout() -> float:
+    value = os.environ.get(TENANTS_TIMEOUT_ENV)
+    try:
+        return float(value) if value else DEFAULT_URL_TIMEOUT
+    except ValueError:
+        raise SourceError(f"{TENANTS_TIMEOUT_ENV}={value!r} is not a number of seconds") from None
+
+
+def read_tenants_source(source: str, *, timeout: Optional[float] = None,
                         cwd: Optional[Path] = None) -> tuple[str, bytes]:
     """Fetch an inventory given with ``--tenants``: a local file or an http(s) URL.
 
@@ -466,6 +565,7 @@ def read_tenants_source(source: str, *, timeout: float = DEFAULT_URL_TIMEOUT,
     when that variable is set.
     """
     if source.startswith(("http://", "https://")):
+        timeout = timeout if timeout is not None else _url_timeout()
         request = urllib.request.Request(source, headers={"Accept": "application/json"})
         token = os.environ.get(TENANTS_TOKEN_ENV)
         if token:
@@ -478,10 +578,13 @@ def read_tenants_source(source: str, *, timeout: float = DEFAULT_URL_TIMEOUT,
                     else "check the URL and that the platform API is up")
             raise SourceError(f"fetching tenants from {source} failed: HTTP {exc.code} {exc.reason}",
                               hint=hint) from exc
-        except (urllib.error.URLError, TimeoutError, OSError) as exc:
+        except (urllib.error.URLError, OSError, http.client.HTTPException, ValueError) as exc:
             reason = getattr(exc, "reason", exc)
+            if isinstance(exc, TimeoutError) or isinstance(reason, TimeoutError):
+                reason = f"no answer within {timeout:g}s"
             raise SourceError(f"fetching tenants from {source} failed: {reason}",
-                              hint=f"check the URL; the timeout is {timeout:g}s") from exc
+                              hint=f"check the URL and that the platform API is up; "
+                                   f"{TENANTS_TIMEOUT_ENV} sets the timeout (now {timeout:g}s)") from exc
     path = Path(source)
     if cwd is not None and not path.is_absolute():
         path = cwd / path

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
-from functools import cached_property
+from functools import cached_property, lru_cache
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Iterator, Optional
 
-from jsonschema import Draft202012Validator, FormatChecker
+from jsonschema import Draft202012Validator, FormatChecker, ValidationError, validators
 from referencing import Registry, Resource
 
 from .errors import FlagopsError
@@ -16,6 +17,40 @@ from .errors import FlagopsError
 SCHEMA_FILES = ("flag", "tenants", "bundle", "manifest", "rules")
 #: Schemas shipped with flagops, used when a repository has no schema/ of its own.
 BUILTIN_SCHEMA_DIR = Path(__file__).resolve().parent.parent.parent / "schema"
+
+
+@lru_cache(maxsize=None)
+def ecma_pattern(pattern: str) -> "re.Pattern[str]":
+    """``pattern`` with JSON Schema's (ECMA-262) meaning of ``$``: the end of the string.
+
+    Python's ``$`` also matches before a final newline, which would let ``"acme\\n"`` pass as
+    a slug (a slug becomes a file name); outside a character class it becomes ``\\Z``.
+    """
+    out, in_class, i = [], False, 0
+    while i < len(pattern):
+        ch = pattern[i]
+        if ch == "\\":
+            out.append(pattern[i:i + 2])
+            i += 2
+            continue
+        if in_class:
+            in_class = ch != "]"
+        elif ch == "[":
+            in_class = True
+        elif ch == "$":
+            ch = r"\Z"
+        out.append(ch)
+        i += 1
+    return re.compile("".join(out))
+
+
+def _pattern(validator: Any, pattern: str, instance: Any, schema: Any) -> Iterator[ValidationError]:
+    if validator.is_type(instance, "string") and not ecma_pattern(pattern).search(instance):
+        yield ValidationError(f"{instance!r} does not match {pattern!r}")
+
+
+#: Draft 2020-12 with ECMA-262 anchors for ``pattern`` (and so for ``propertyNames``).
+Validator = validators.extend(Draft202012Validator, {"pattern": _pattern})
 
 
 @dataclass
@@ -52,8 +87,8 @@ class Schemas:
         return Registry().with_resources(resources)
 
     def validator(self, name: str) -> Draft202012Validator:
-        return Draft202012Validator(self.documents[name], registry=self.registry,
-                                    format_checker=FormatChecker())
+        return Validator(self.documents[name], registry=self.registry,  # type: ignore[no-any-return]
+                         format_checker=FormatChecker())
 
     @cached_property
     def flag_validator(self) -> Draft202012Validator:

@@ -48,7 +48,8 @@ Exit codes: 0 ok, 1 invalid input or refused operation, 2 usage error, 3 unexpec
 
 
 @click.group(help=HELP, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
-@click.option("--root", type=click.Path(file_okay=False, path_type=Path), default=".", show_default=True,
+@click.option("--root", type=click.Path(exists=True, file_okay=False, path_type=Path), default=".",
+              show_default=True,
               help="Repository root holding flags/, tenants/ and schema/.")
 @click.version_option(package_name="flagops", prog_name="flagops")
 @click.pass_context

@@ -1,0 +1,342 @@
+"""flagops validate: every problem of a mixed directory in one run, exact output formats, warnings."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from flagops.schemas import Schemas
+from flagops.validation import did_you_mean, load_and_validate
+
+ROOT = Path(__file__).resolve().parent.parent
+
+INVENTORY = """\
+- id: t_1
+  slug: acme
+  plan: enterprise
+- id: t_2
+  slug: helsinki-design
+  plan: business
+  partnerSlug: nordcloud-it
+"""
+
+
+def mixed_repo(repo) -> None:  # type: ignore[no-untyped-def]
+    """Two valid flags, four broken ones, a stray file, a valid and a broken inventory."""
+    repo.tenants("development", INVENTORY)
+    repo.tenants("staging", """\
+        - id: t_1
+          slug: acme
+          plan: gold
+        - id: t_1
+          slug: beta
+          plan: free
+        """)
+    repo.flag("good_one", """\
+        key: good_one
+        description: A valid rollout
+        state: rollout
+        pct: 10
+        scope:
+          plans: [business]
+        """)
+    repo.flag("good_two", """\
+        key: good_two
+        description: A valid targeted flag
+        state: targeted
+        scope:
+          tenantSlugs: [acme]
+          partnerSlugs: [nordcloud-it]
+        """)
+    repo.flag("bad_pct", """\
+        key: bad_pct
+        description: Out of range
+        state: rollout
+        pct: 150
+        colour: blue
+        """)
+    repo.flag("bad_name", """\
+        key: other_name
+        description: Wrong file name
+        state: targeted
+        scope:
+          tenantSlugs: [acm]
+        """)
+    repo.flag("bad_yaml", """\
+        key: bad_yaml
+        description: [unclosed
+        state: off
+        """)
+    repo.flag("warn_only", """\
+        key: warn_only
+        description: Only warnings
+        state: off
+        pct: 5
+        """)
+    (repo.root / "flags" / "legacy.yml").write_text("key: legacy\n")
+
+
+EXPECTED_TEXT = """\
+flags/bad_name.yaml:1:6: error: key "other_name" does not match the file name bad_name.yaml; rename the file to other_name.yaml or set key: bad_name (key-filename)
+flags/bad_name.yaml:5:17: error: tenant "acm" is in no tenant inventory (did you mean "acme"?) (unknown-tenant)
+flags/bad_pct.yaml:4:6: error: pct 150 is above the maximum of 100 (schema)
+flags/bad_pct.yaml:5:1: error: unknown field "colour"; allowed: key, description, owner, expires, state, pct, scope (schema)
+flags/bad_yaml.yaml:3:6: error: YAML syntax error: expected ',' or ']', but got ':' (while parsing a flow sequence) (yaml-syntax)
+flags/legacy.yml:1:1: error: not a .yaml flag file: rename it to legacy.yaml (stray-file)
+flags/warn_only.yaml:4:1: warning: pct is ignored for an off flag; it only applies to rollout (ignored-pct)
+tenants/staging.yaml:3:9: error: [0].plan "gold" is not one of: free, starter, business, enterprise (schema)
+tenants/staging.yaml:4:7: error: tenant id "t_1" is already used on line 1; every tenant needs its own id (duplicate-tenant-id)
+"""
+
+
+def _expected_problems() -> list[dict[str, object]]:
+    out = []
+    for line in EXPECTED_TEXT.splitlines():
+        path, number, col, rest = line.split(":", 3)
+        severity, text = rest.strip().split(": ", 1)
+        message, rule = text[:-1].rsplit(" (", 1)
+        out.append({"path": path, "line": int(number), "col": int(col), "rule": rule, "message": message,
+                    "severity": severity})
+    return out
+
+
+def test_mixed_directory_text(repo, flagops) -> None:  # type: ignore[no-untyped-def]
+    mixed_repo(repo)
+    run = flagops("validate", root=repo.root)
+    assert run.code == 1
+    assert run.out == EXPECTED_TEXT
+    assert run.err == "8 errors, 1 warning\n"
+    assert "good_one" not in run.out and "good_two" not in run.out and "development" not in run.out
+
+
+def test_mixed_directory_is_sorted_by_path_and_line(repo, flagops) -> None:  # type: ignore[no-untyped-def]
+    mixed_repo(repo)
+    lines = flagops("validate", root=repo.root).out.splitlines()
+    keys = [(l.split(":")[0], int(l.split(":")[1]), int(l.split(":")[2])) for l in lines]
+    assert keys == sorted(keys)
+
+
+def test_mixed_directory_github(repo, flagops) -> None:  # type: ignore[no-untyped-def]
+    mixed_repo(repo)
+    run = flagops("validate", "--format", "github", root=repo.root)
+    assert run.code == 1
+    lines = run.out.splitlines()
+    assert lines[0] == ('::error file=flags/bad_name.yaml,line=1,col=6::key "other_name" '
+                        "does not match the file name bad_name.yaml; rename the file to other_name.yaml or set key: "
+                        "bad_name (key-filename)")
+    assert lines[2] == ("::error file=flags/bad_pct.yaml,line=4,col=6::"
+                        "pct 150 is above the maximum of 100 (schema)")
+    assert lines[6] == ("::warning file=flags/warn_only.yaml,line=4,col=1::"
+                        "pct is ignored for an off flag; it only applies to rollout (ignored-pct)")
+    assert run.out == "".join(f"::{p['severity']} file={p['path']},line={p['line']},col={p['col']}::"
+                              f"{p['message']} ({p['rule']})\n" for p in _expected_problems())
+    assert run.err == "8 errors, 1 warning\n"
+
+
+def test_mixed_directory_json(repo, flagops) -> None:  # type: ignore[no-untyped-def]
+    mixed_repo(repo)
+    run = flagops("validate", "--format", "json", root=repo.root)
+    assert run.code == 1
+    doc = json.loads(run.out)
+    assert doc["valid"] is False and doc["errors"] == 8 and doc["warnings"] == 1
+    assert doc["problems"][2] == {"path": "flags/bad_pct.yaml", "line": 4, "col": 6, "rule": "schema",
+                                  "message": "pct 150 is above the maximum of 100", "severity": "error"}
+    assert doc == {"valid": False, "errors": 8, "warnings": 1, "problems": _expected_problems()}
+    assert run.err == ""
+
+
+def test_github_escaping(repo, flagops) -> None:  # type: ignore[no-untyped-def]
+    repo.tenants("development", INVENTORY)
+    repo.flag("a_flag", "key: a_flag\ndescription: d\nstate: off\nweird: 1\n", name="a,b%c.yaml")
+    run = flagops("validate", "--format", "github", root=repo.root)
+    assert run.out.startswith("::error file=flags/a%2Cb%25c.yaml,line=1,col=6::key ")
+
+
+def test_valid_repository_raises_nothing(repo, flagops) -> None:  # type: ignore[no-untyped-def]
+    repo.tenants("development", INVENTORY)
+    repo.flag("ok_flag", "key: ok_flag\ndescription: d\nstate: on\n")
+    run = flagops("validate", root=repo.root)
+    assert (run.code, run.out, run.err) == (0, "", "all files valid\n")
+    run = flagops("validate", "--format", "json", root=repo.root)
+    assert json.loads(run.out) == {"valid": True, "errors": 0, "warnings": 0, "problems": []}
+
+
+def test_warnings_exit_zero_unless_strict(repo, flagops) -> None:  # type: ignore[no-untyped-def]
+    repo.tenants("development", INVENTORY)
+    repo.flag("w_targeted", "key: w_targeted\ndescription: d\nstate: targeted\n")
+    repo.flag("w_scope", "key: w_scope\ndescription: d\nstate: off\nscope:\n  plans: [free]\n")
+    repo.flag("w_expired", "key: w_expired\ndescription: d\nstate: off\nexpires: 2001-01-01\n")
+    run = flagops("validate", root=repo.root)
+    assert run.code == 0
+    assert [l.split(" (")[-1] for l in run.out.splitlines()] == ["expired)", "ignored-scope)",
+                                                                  "targeted-empty-scope)"]
+    assert all(": warning: " in l for l in run.out.splitlines())
+    assert run.err == "0 errors, 3 warnings\n"
+    strict = flagops("validate", "--strict", root=repo.root)
+    assert strict.code == 1 and strict.out == run.out
+    assert json.loads(flagops("validate", "--format", "json", root=repo.root).out)["valid"] is True
+    strict = flagops("validate", "--format", "json", "--strict", root=repo.root)
+    assert strict.code == 1 and json.loads(strict.out)["valid"] is False
+
+
+def test_unknown_slugs_against_tenants_override_are_warnings(repo, flagops, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    repo.tenants("production", INVENTORY)
+    repo.flag("pilot", "key: pilot\ndescription: d\nstate: targeted\nscope:\n  tenantSlugs: [acme, gone]\n")
+    assert flagops("validate", root=repo.root).code == 1
+    export = tmp_path / "export.json"
+    export.write_text(json.dumps([{"id": "t_1", "slug": "acme", "plan": "free"}]))
+    run = flagops("validate", "--tenants", str(export), "--env", "production", root=repo.root)
+    assert run.code == 0
+    assert run.out == ('flags/pilot.yaml:5:23: warning: tenant "gone" is in no tenant inventory '
+                       "(unknown-tenant)\n")
+    assert flagops("validate", "--tenants", str(export), "--env", "production", "--strict",
+                   root=repo.root).code == 1
+
+
+def test_tenants_override_without_env_is_a_usage_error(repo, flagops, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    repo.flag("ok_flag", "key: ok_flag\ndescription: d\nstate: on\n")
+    run = flagops("validate", "--tenants", "x.json", root=repo.root)
+    assert run.code == 2 and "--env" in run.err and "Traceback" not in run.err
+
+
+def test_unknown_environment_inventory(repo, flagops) -> None:  # type: ignore[no-untyped-def]
+    repo.tenants("qa", INVENTORY)
+    repo.tenants("prod", INVENTORY, ext="json")
+    run = flagops("validate", root=repo.root)
+    assert run.code == 1
+    assert run.out.splitlines()[0].startswith('tenants/prod.json:1:1: error: "prod" is not an environment')
+    assert run.out.splitlines()[1].startswith('tenants/qa.yaml:1:1: error: "qa" is not an environment')
+
+
+def test_bad_file_types_never_raise(repo, flagops) -> None:  # type: ignore[no-untyped-def]
+    """Every kind of broken file at once: one run, every file reported, no traceback."""
+    repo.tenants("development", INVENTORY)
+    flags = repo.root / "flags"
+    (flags / "binary.yaml").write_bytes(bytes(range(256)))
+    (flags / "huge.yaml").write_bytes(b"key: huge\n" + b"#" * (1024 * 1024))
+    (flags / "empty.yaml").write_bytes(b"")
+    (flags / "list.yaml").write_text("[1, 2]\n")
+    (flags / "scalar.yaml").write_text("42\n")
+    (flags / "null_values.yaml").write_text("key:\ndescription:\nstate:\npct:\nscope:\n")
+    (flags / "deep.yaml").write_text("key: deep\ndescription: d\nstate: targeted\nscope:\n  plans: [[free]]\n")
+    (flags / "numbers.yaml").write_text("key: 12\ndescription: 3.5\nstate: 1\nscope:\n  plans: free\n")
+    (flags / "complex_key.yaml").write_text("? [a]\n: b\nkey: complex_key\n")
+    (flags / "multi.yaml").write_text("key: multi\n---\nkey: again\n")
+    run = flagops("validate", root=repo.root)
+    assert run.code == 1 and "Traceback" not in run.err and "unexpected" not in run.err
+    paths = {l.split(":")[0] for l in run.out.splitlines()}
+    assert paths == {f"flags/{p.name}" for p in flags.iterdir()}
+    lines = run.out.splitlines()
+    assert "flags/huge.yaml:1:1: error: the file is 1048586 bytes; it must stay under 1048576 bytes " \
+           "(file-too-large)" in lines
+    assert "flags/binary.yaml:2:118: error: the file is not valid UTF-8 (byte 0x80); save it as UTF-8 " \
+           "(encoding)" in lines
+    assert "flags/multi.yaml:2:1: error: YAML syntax error: expected a single document in the stream, " \
+           "but found another document (yaml-syntax)" in lines
+
+
+def test_the_shipped_repository_is_valid(flagops) -> None:  # type: ignore[no-untyped-def]
+    run = flagops("validate", root=ROOT)
+    assert (run.code, run.out) == (0, "")
+    keys = sorted(p.stem for p in (ROOT / "flags").glob("*.yaml"))
+    assert keys == sorted(["jmap_native_v2", "gdpr_export_v2", "new_billing_engine", "activesync_mobile",
+                           "ocis_spaces_v2", "collabora_editing", "zulip_chat", "video_meetings",
+                           "partner_whitelabel", "dkim_auto_rotation"])
+    project, _, _ = load_and_validate(ROOT)
+    sizes = {env: len(inv.tenants) for env, inv in project.inventories.items()}
+    assert sizes == {"development": 5, "staging": 20, "production": 200}
+    production = project.inventories["production"].tenants
+    plans = [t["plan"] for t in production]
+    assert plans.count("free") + plans.count("starter") > len(plans) / 2
+    assert sum(1 for t in production if t.get("partnerSlug")) >= 10
+    states = [project.flags[k].data["state"] for k in keys]
+    assert states.count("off") > len(states) / 2
+
+
+# --------------------------------------------------------------------------- schemas
+
+
+def test_schemas_are_closed_and_identified() -> None:
+    for name in ("flag", "tenants", "bundle", "manifest", "rules"):
+        doc = json.loads((ROOT / "schema" / f"{name}.schema.json").read_text())
+        assert doc["$schema"] == "https://json-schema.org/draft/2020-12/schema"
+        assert doc["$id"].endswith(f"/{name}.schema.json")
+    flag = json.loads((ROOT / "schema" / "flag.schema.json").read_text())
+    tenants = json.loads((ROOT / "schema" / "tenants.schema.json").read_text())
+    assert flag["additionalProperties"] is False and flag["$defs"]["scope"]["additionalProperties"] is False
+    assert tenants["$defs"]["tenant"]["additionalProperties"] is False
+    # the vocabulary is defined once and reused
+    assert tenants["$defs"]["tenant"]["properties"]["plan"] == {"$ref": "flag.schema.json#/$defs/plan"}
+
+
+def test_adding_a_plan_is_one_line(repo, flagops) -> None:  # type: ignore[no-untyped-def]
+    schema_dir = repo.root / "schema"
+    shutil.copytree(ROOT / "schema", schema_dir)
+    path = schema_dir / "flag.schema.json"
+    text = path.read_text()
+    old = '"enum": ["free", "starter", "business", "enterprise"]'
+    assert text.count(old) == 1
+    path.write_text(text.replace(old, '"enum": ["free", "starter", "business", "enterprise", "platinum"]'))
+    repo.tenants("development", "- id: t_1\n  slug: acme\n  plan: platinum\n")
+    repo.flag("vip", "key: vip\ndescription: d\nstate: targeted\nscope:\n  plans: [platinum]\n")
+    assert Schemas.load(schema_dir).plans[-1] == "platinum"
+    run = flagops("validate", root=repo.root)
+    assert (run.code, run.out) == (0, "")
+    run = flagops("eval", "acme", "--env", "development", root=repo.root)
+    assert json.loads(run.out) == {"vip": True}
+
+
+@pytest.mark.parametrize("word,candidates,hint", [
+    ("acm", ["acme", "beta"], ' (did you mean "acme"?)'),
+    ("prod", ["development", "staging", "production"], ' (did you mean "production"?)'),
+    ("zzz", ["acme"], ""),
+    ("x", [], ""),
+])
+def test_did_you_mean(word: str, candidates: list[str], hint: str) -> None:
+    assert did_you_mean(word, candidates) == hint
+
+
+def test_unknown_partner_suggests_the_closest(repo, flagops) -> None:  # type: ignore[no-untyped-def]
+    repo.tenants("development", INVENTORY)
+    repo.tenants("staging", "- id: s_1\n  slug: stage-one\n  plan: free\n  partnerSlug: alpine-msp\n")
+    repo.flag("partners", "key: partners\ndescription: d\nstate: targeted\nscope:\n"
+                          "  partnerSlugs: [nordcloud, alpine-msp]\n  tenantSlugs: [stage-one]\n")
+    run = flagops("validate", root=repo.root)
+    assert run.code == 1
+    assert run.out == ('flags/partners.yaml:5:18: error: partner "nordcloud" is in no tenant inventory '
+                       '(did you mean "nordcloud-it"?) (unknown-partner)\n')
+
+
+def test_github_message_escaping() -> None:
+    from flagops.formatters import format_github
+    from flagops.problems import Problem, Result
+
+    out = format_github(Result([Problem("flags/a,b:c.yaml", 3, 2, "schema", "50% done\r\nnext", "warning")]))
+    assert out == "::warning file=flags/a%2Cb%3Ac.yaml,line=3,col=2::50%25 done%0D%0Anext (schema)\n"
+
+
+@pytest.mark.parametrize("pattern,value,ok", [
+    ("^[a-z0-9][a-z0-9-]{0,62}$", "acme", True),
+    ("^[a-z0-9][a-z0-9-]{0,62}$", "acme\n", False),
+    ("^[a-z][a-z0-9_]{1,63}$", "flag_key\n", False),
+    ("^sha256:[0-9a-f]{64}$", "sha256:" + "a" * 64 + "\n", False),
+    ("^[$]x$", "$x", True),
+    (r"^a\$$", "a$", True),
+    (r"\S", " x ", True),
+])
+def test_patterns_anchor_like_json_schema(pattern: str, value: str, ok: bool) -> None:
+    from flagops.schemas import ecma_pattern
+
+    assert bool(ecma_pattern(pattern).search(value)) is ok
+
+
+def test_a_newline_never_passes_as_a_slug_or_key(repo, flagops) -> None:  # type: ignore[no-untyped-def]
+    repo.tenants("staging", '[{"id": "1", "slug": "acme", "plan": "free"}]', ext="json")
+    repo.flag("nl", 'key: nl\ndescription: d\nstate: targeted\nscope:\n  tenantSlugs: ["acme\\n"]\n')
+    run = flagops("validate", root=repo.root)
+    assert run.code == 1
+    assert run.out == ('flags/nl.yaml:5:17: error: scope.tenantSlugs[0] "acme\\n" does not match the pattern '
+                       "^[a-z0-9][a-z0-9-]{0,62}$ (schema)\n")
