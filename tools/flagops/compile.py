@@ -2,7 +2,9 @@
 
 For each environment ``OUT/<env>/`` holds ``tenants/<slug>.json`` (one bundle per tenant),
 ``manifest.json`` and ``rules.json``. Output is byte-for-byte deterministic. It is built
-aside and swapped in, so a failed compile leaves the previous output untouched.
+aside and swapped in, or (when the previous output is intact) only the changed bundles are
+staged and renamed into place, so a failed compile leaves the previous output untouched.
+The fast paths live in :mod:`flagops.bundles`.
 """
 
 from __future__ import annotations
@@ -11,13 +13,12 @@ import hashlib
 import json
 import os
 import shutil
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Optional, Sequence
 
 from .errors import InvalidInputError, UsageError
-from .evaluation import TenantIndex, enabled_tenants, normalise_flag
+from .evaluation import normalise_flag
 from .loading import Project
 from .problems import Result
 from .revision import flags_revision
@@ -63,6 +64,7 @@ class EnvironmentResult:
     flags: int
     enabled: dict[str, int] = field(default_factory=dict)  # key -> tenants it is on for
     path: Optional[Path] = None
+    rewritten: int = 0  # bundle files this compile wrote (the rest were already up to date)
 
     def to_dict(self) -> dict[str, Any]:
         return {"environment": self.environment, "revision": self.revision, "tenants": self.tenants,
@@ -88,45 +90,13 @@ def render_environment(flags: Mapping[str, Mapping[str, Any]], tenants: Sequence
                        environment: str, revision: Optional[str], directory: Path,
                        progress: Optional[Progress] = None) -> EnvironmentResult:
     """Write bundles, rules and manifest of one environment into an empty ``directory``."""
-    keys = sorted(flags)
-    index = TenantIndex.build(tenants)
-    n = len(tenants)
-    enabled = [enabled_tenants(key, flags[key], index, environment) for key in keys]
+    from .bundles import render_full  # imported here: bundles builds on this module
 
-    # Bundles are assembled from per-flag pieces; keys and slugs need no JSON escaping
-    # (their schema patterns exclude it), so this equals dumps(bundle_document(...)).
-    on_for_all = [len(s) == n and n > 0 for s in enabled]
-    base = [f'"{k}":{"true" if on_for_all[j] else "false"}' for j, k in enumerate(keys)]
-    true_piece = [f'"{k}":true' for k in keys]
-    per_tenant: list[list[int]] = [[] for _ in range(n)]
-    for j, chosen in enumerate(enabled):
-        if not on_for_all[j]:
-            for i in chosen:
-                per_tenant[i].append(j)
-    head = f'{{"environment":"{environment}","flags":{{'
-    bundles_dir = directory / BUNDLES_DIR
-    bundles_dir.mkdir(parents=True)
-    digests: dict[str, str] = {}
-    step = max(1, n // 100)
-    for i, tenant in enumerate(tenants):
-        slug = tenant["slug"]
-        row = base
-        if per_tenant[i]:
-            row = base.copy()
-            for j in per_tenant[i]:
-                row[j] = true_piece[j]
-        data = f'{head}{",".join(row)}}},"schemaVersion":{SCHEMA_VERSION},"tenant":"{slug}"}}\n'.encode()
-        _write(bundles_dir / f"{slug}.json", data)
-        digests[slug] = "sha256:" + hashlib.sha256(data).hexdigest()
-        if progress and (i % step == 0 or i == n - 1):
-            progress(i + 1, n, environment)
-
-    _write(directory / RULES, dumps(rules_document(environment, flags)))
-    manifest = {"schemaVersion": SCHEMA_VERSION, "environment": environment, "revision": revision,
-                "flags": keys, "tenants": digests}
-    _write(directory / MANIFEST, dumps(manifest))
-    return EnvironmentResult(environment, revision, n, len(keys),
-                             {k: len(s) for k, s in zip(keys, enabled)}, directory)
+    rendered, _, _, _ = render_full(flags, tenants, environment, revision, directory, dumps=dumps,
+                                 rules=dumps(rules_document(environment, flags)),
+                                 schema_version=SCHEMA_VERSION, progress=progress)
+    return EnvironmentResult(environment, revision, len(tenants), len(rendered.keys), rendered.enabled,
+                             directory, rewritten=rendered.rewritten)
 
 
 def swap_into_place(built: Path, target: Path) -> None:
@@ -148,17 +118,16 @@ def compile_validated(project: Project, environments: Iterable[str], out: Path, 
     flags = project.flag_data()
     out.mkdir(parents=True, exist_ok=True)
     results = []
+    from .bundles import compile_environment  # imported here: bundles builds on this module
+
     for env in environments:
-        inventory = project.inventories[env]
-        build = Path(tempfile.mkdtemp(prefix=f".{env}.build-", dir=out))
-        try:
-            result = render_environment(flags, inventory.tenants, env, revision, build, progress)
-            swap_into_place(build, out / env)
-        except BaseException:
-            shutil.rmtree(build, ignore_errors=True)
-            raise
-        result.path = out / env
-        results.append(result)
+        tenants = project.inventories[env].tenants
+        # Only bundles whose bytes change are rewritten when the previous output is intact.
+        rendered = compile_environment(flags, tenants, env, revision, out, dumps=dumps,
+                                       rules=dumps(rules_document(env, flags)), schema_version=SCHEMA_VERSION,
+                                       swap=swap_into_place, progress=progress)
+        results.append(EnvironmentResult(env, revision, len(tenants), len(rendered.keys), rendered.enabled,
+                                         out / env, rewritten=rendered.rewritten))
     return results
 
 
@@ -190,4 +159,7 @@ def compile_project(root: Path, *, environments: Optional[Sequence[str]] = None,
             raise UsageError("no tenant inventories under tenants/", hint="add tenants/<environment>.yaml")
     revision = flags_revision(root)
     envs = compile_validated(project, env_list, out, revision, progress)
+    from .catalog import write_catalog  # imported here: catalog builds on this module
+
+    write_catalog(root, project.flag_data(), out)
     return CompileResult(envs, result, out)

@@ -1,0 +1,228 @@
+"""The benchmark code runs, and the fast compile paths equal the reference semantics on its data.
+
+Timings are never asserted here (``make bench`` measures); these tests check that the
+generated data compiles to exactly the bytes of the unoptimised reference (``evaluate`` +
+``json.dumps``), that a recompile after one change rewrites only the bundles whose bytes
+change and still equals a compile from scratch, and that the caches never change a result.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from flagops import bundles, compile as comp, evaluation
+from flagops.compile import compile_project
+from flagops.evaluation import BucketCache, TenantIndex, bucket, enabled_tenants, evaluate
+from flagops_client.evaluation import evaluate_all
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+import generate  # noqa: E402
+import run as bench_run  # noqa: E402
+
+ENV = "production"
+
+
+def reference_bundle(flags: dict[str, Any], tenant: dict[str, Any]) -> bytes:
+    doc = {"schemaVersion": 1, "environment": ENV, "tenant": tenant["slug"],
+           "flags": evaluate_all(flags, tenant, ENV)}
+    return (json.dumps(doc, sort_keys=True, separators=(",", ":")) + "\n").encode("utf-8")
+
+
+def tree(directory: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(directory)): p.read_bytes() for p in sorted(directory.rglob("*")) if p.is_file()}
+
+
+def stats(directory: Path) -> dict[str, tuple[int, int]]:
+    return {p.name: (p.stat().st_ino, p.stat().st_mtime_ns) for p in directory.iterdir()}
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    root = tmp_path_factory.mktemp("bench") / "repo"
+    return dict(generate.write_repo(root, 3000, 60, seed=7, environment=ENV), root=root)
+
+
+def test_generator_is_seeded_valid_and_realistic(tmp_path: Path, data: dict[str, Any]) -> None:
+    again = generate.make_tenants(3000, 7)
+    assert again == data["tenants"]
+    plans = [t["plan"] for t in again]
+    assert plans.count("free") > plans.count("starter") > plans.count("business") > plans.count("enterprise")
+    assert 0.15 < sum("partnerSlug" in t for t in again) / len(again) < 0.35
+    states = {f["state"] for f in data["flags"].values()}
+    assert states == {"off", "on", "targeted", "rollout"}
+    assert any(f.get("scope", {}).get("tenantSlugs") for f in data["flags"].values())
+    from flagops.validation import load_and_validate
+
+    _, _, result = load_and_validate(data["root"])
+    assert result.errors == []
+
+
+def test_bundles_are_byte_identical_to_the_reference(tmp_path: Path, data: dict[str, Any]) -> None:
+    out = tmp_path / "out"
+    compile_project(data["root"], out=out)
+    flags, tenants = data["flags"], data["tenants"]
+    manifest = json.loads((out / ENV / "manifest.json").read_bytes())
+    assert len(manifest["tenants"]) == len(tenants)
+    for tenant in tenants[::7]:  # a sample of ~430 tenants
+        expected = reference_bundle(flags, tenant)
+        got = (out / ENV / "tenants" / f"{tenant['slug']}.json").read_bytes()
+        assert got == expected
+        assert got == comp.dumps(comp.bundle_document(ENV, tenant["slug"], evaluate_all(flags, tenant, ENV)))
+        assert manifest["tenants"][tenant["slug"]] == "sha256:" + hashlib.sha256(expected).hexdigest()
+    # The manifest is spliced together by hand: it must still be the canonical dumps.
+    assert (out / ENV / "manifest.json").read_bytes() == comp.dumps(manifest)
+
+
+def test_enabled_tenants_equals_evaluate_on_benchmark_data(data: dict[str, Any]) -> None:
+    tenants = data["tenants"][:800]
+    index = TenantIndex.build(tenants)
+    for key, flag in data["flags"].items():
+        expected = {i for i, t in enumerate(tenants) if evaluate(flag, t, ENV)}
+        assert enabled_tenants(key, flag, index, ENV) == expected, key
+
+
+def test_parallel_paths_give_the_same_bytes(tmp_path: Path, data: dict[str, Any],
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FLAGOPS_JOBS", "1")
+    compile_project(data["root"], out=tmp_path / "one")
+    monkeypatch.setenv("FLAGOPS_JOBS", "2")
+    monkeypatch.setattr(evaluation, "PARALLEL_HASH_MIN", 100)
+    monkeypatch.setattr(bundles, "PARALLEL_WRITE_MIN", 100)
+    monkeypatch.setattr(bundles, "WRITE_JOBS", 2)
+    compile_project(data["root"], out=tmp_path / "two")
+    assert tree(tmp_path / "one" / ENV) == tree(tmp_path / "two" / ENV)
+
+
+def _change_one_rollout(root: Path, flags: dict[str, Any]) -> str:
+    key = bench_run.rollout_key(flags)
+    generate.set_pct(root, key, flags[key]["pct"] + 7)
+    return key
+
+
+def test_recompile_rewrites_only_changed_bundles_and_equals_a_fresh_compile(
+        tmp_path: Path, data: dict[str, Any]) -> None:
+    root = tmp_path / "repo"
+    written = generate.write_repo(root, 2000, 40, seed=11, environment=ENV)
+    project_flags, tenants = written["flags"], written["tenants"]
+    out = tmp_path / "out"
+    compile_project(root, out=out)
+    bundles_dir = out / ENV / "tenants"
+    before_stats, before = stats(bundles_dir), tree(bundles_dir)
+
+    key = _change_one_rollout(root, project_flags)
+    result = compile_project(root, out=out)
+    after_stats, after = stats(bundles_dir), tree(bundles_dir)
+
+    changed_bytes = {name for name in after if after[name] != before[name]}
+    rewritten = {name for name in after_stats if after_stats[name] != before_stats[name]}
+    assert changed_bytes, "a pct change of an unscoped rollout flips someone"
+    assert rewritten == changed_bytes
+    assert result.environments[0].rewritten == len(changed_bytes)
+    # exactly the tenants whose reference value of that flag flipped
+    new_flags = dict(project_flags, **{key: dict(project_flags[key], pct=project_flags[key]["pct"] + 7)})
+    flipped = {f"{t['slug']}.json" for t in tenants
+               if evaluate(project_flags[key], t, ENV) != evaluate(new_flags[key], t, ENV)}
+    assert rewritten == flipped
+
+    compile_project(root, out=tmp_path / "fresh")
+    assert tree(out / ENV) == tree(tmp_path / "fresh" / ENV)
+
+
+def test_recompile_after_inventory_changes_equals_a_fresh_compile(tmp_path: Path) -> None:
+    root = tmp_path / "repo"
+    data = generate.write_repo(root, 600, 30, seed=3, environment=ENV)
+    out = tmp_path / "out"
+    compile_project(root, out=out)
+    tenants = data["tenants"]
+    moved = dict(tenants[5], plan="enterprise" if tenants[5]["plan"] != "enterprise" else "free")
+    changed = tenants[1:5] + [moved] + tenants[6:] + [{"id": "t_new", "slug": "newcomer-gmbh", "plan": "business"}]
+    (root / "tenants" / f"{ENV}.json").write_text(json.dumps(changed))
+    result = compile_project(root, out=out)
+    assert result.environments[0].rewritten < 50  # updated in place, not rebuilt
+    assert not (out / ENV / "tenants" / f"{tenants[0]['slug']}.json").exists()
+    compile_project(root, out=tmp_path / "fresh")
+    assert tree(out / ENV) == tree(tmp_path / "fresh" / ENV)
+
+
+def test_damaged_output_or_state_is_rebuilt_not_trusted(tmp_path: Path) -> None:
+    root = tmp_path / "repo"
+    data = generate.write_repo(root, 400, 20, seed=5, environment=ENV)
+    out = tmp_path / "out"
+    compile_project(root, out=out)
+    expected = tree(out / ENV)
+    victim = out / ENV / "tenants" / f"{data['tenants'][0]['slug']}.json"
+    victim.unlink()
+    (out / ENV / "tenants" / "stray.json").write_text("{}")
+    assert compile_project(root, out=out).environments[0].rewritten == 400  # full rebuild
+    assert tree(out / ENV) == expected
+    _, state = bundles.cache_paths(out, ENV)
+    state.write_bytes(state.read_bytes()[:-10])  # truncated: its checksum fails
+    assert compile_project(root, out=out).environments[0].rewritten == 400
+    assert tree(out / ENV) == expected
+
+
+def test_a_failed_in_place_update_leaves_the_previous_output(tmp_path: Path,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    root = tmp_path / "repo"
+    data = generate.write_repo(root, 1000, 20, seed=9, environment=ENV)
+    out = tmp_path / "out"
+    compile_project(root, out=out)
+    before = tree(out / ENV)
+    _change_one_rollout(root, data["flags"])
+    real_replace, calls = os.replace, []
+
+    def failing_replace(src: Any, dst: Any) -> None:
+        calls.append(dst)
+        if len(calls) == 3:
+            raise OSError(28, "No space left on device")
+        real_replace(src, dst)
+
+    monkeypatch.setattr(bundles.os, "replace", failing_replace)
+    with pytest.raises(OSError):
+        compile_project(root, out=out)
+    monkeypatch.setattr(bundles.os, "replace", real_replace)
+    assert tree(out / ENV) == before
+    assert not [p for p in out.iterdir() if p.name.startswith(f".{ENV}.update-")]
+    compile_project(root, out=out)
+    compile_project(root, out=tmp_path / "fresh")
+    assert tree(out / ENV) == tree(tmp_path / "fresh" / ENV)
+
+
+def test_bucket_cache_follows_tenants_by_id_and_ignores_damage(tmp_path: Path) -> None:
+    path = tmp_path / "buckets"
+    cache = BucketCache(["a", "b", "c"])
+    cache.ensure([("k", np.arange(3))])
+    bundles.save_buckets(cache, path, ["k"])
+    loaded = bundles.load_buckets(path, ["c", "x", "a"])
+    assert loaded.columns["k"].tolist() == [bucket("c", "k"), 255, bucket("a", "k")]
+    assert loaded.get("k", np.arange(3)).tolist() == [bucket(i, "k") for i in ("c", "x", "a")]
+    assert loaded.hashed == 1  # only the new tenant
+    path.write_bytes(path.read_bytes().replace(b'"a"', b'"z"'))
+    assert bundles.load_buckets(path, ["a", "b", "c"]).columns == {}
+
+
+def test_benchmark_runner_on_a_tiny_size(tmp_path: Path) -> None:
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "run.py"), "--sizes", "300x12", "--runs", "1",
+         "--history-commits", "0", "--no-publish", "--peer-sample", "30", "--workdir", str(tmp_path),
+         "--json", str(tmp_path / "rows.json")],
+        capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "| case |" in proc.stdout and "machine:" in proc.stdout
+    rows = {r["case"].split(" ")[0]: r for r in json.loads((tmp_path / "rows.json").read_text())}
+    assert {"baseline:", "1", "evaluation", "2"} <= set(rows)
+    assert rows["1"]["runs"] == 1 and rows["1"]["median"] > 0
+    recompile = next(r for r in json.loads((tmp_path / "rows.json").read_text()) if r["case"].startswith("2 "))
+    assert "bundles rewritten" in recompile["notes"]
+    assert [p.name for p in tmp_path.iterdir()] == ["rows.json"]  # the work directory was removed
