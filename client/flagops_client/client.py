@@ -1,0 +1,668 @@
+"""FlagClient: answer "is this flag on for this tenant?" from memory, refresh in the background.
+
+How it stays fast and safe:
+
+- Each tenant in memory is a ``_Tenant`` whose ``flags`` is a dict that is never mutated once
+  published; a refresh swaps in a new dict (one atomic attribute store). A read is a dict
+  lookup and an attribute read: no lock, no I/O, no allocation.
+- The tenants table itself is only changed under ``_lock`` (insert, evict); readers use single
+  dict operations, which are atomic.
+- One daemon thread refreshes every tenant in memory with conditional GETs on one kept-alive
+  connection; a 304 costs no parsing. A fetched document replaces the flags in use only after
+  every check in :mod:`flagops_client.documents` passed.
+- Failures keep the last known good flags, log one warning per failure streak and back off
+  with jitter. With ``cache_dir``, good documents are written atomically and read back at
+  construction, so a process restarted during an outage starts with its last flags.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import logging
+import os
+import random
+import ssl
+import tempfile
+import threading
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Mapping, Optional, Union
+from urllib.parse import urlsplit, urlunsplit
+
+from .documents import (
+    ENVIRONMENT,
+    DocumentError,
+    check_bundle,
+    check_rules,
+    parse_bundle,
+    parse_rules,
+    rules_document,
+    valid_slug,
+)
+from .evaluation import evaluate, evaluate_all
+from .transport import FetchError, Session, check_base_url, open_session
+
+__all__ = ["FlagClient", "Resolution", "Status", "DEFAULT_MAX_TENANTS"]
+
+DEFAULT_MAX_TENANTS = 10_000
+
+# Reasons, spelled as the OpenFeature specification names them.
+STATIC = "STATIC"
+STALE = "STALE"
+DEFAULT = "DEFAULT"
+ERROR = "ERROR"
+TARGETING_MATCH = "TARGETING_MATCH"
+
+
+@dataclass(frozen=True)
+class Resolution:
+    """A value with why it was chosen (``reason``; ``error_code`` when the default had to do)."""
+
+    value: Any
+    reason: str
+    error_code: Optional[str] = None
+    message: Optional[str] = None
+
+
+@dataclass(frozen=True)
+class Status:
+    environment: str
+    tenants: int                   # tenants in memory with flags
+    missing: int                   # tenants in memory with no bundle (yet)
+    last_success: Optional[float]  # epoch seconds: last refresh that reached the store
+    last_error: Optional[str]
+    last_error_at: Optional[float]
+    failures: int                  # consecutive failed refreshes
+    age: Optional[float]           # seconds since the oldest flags in memory were confirmed
+    stale: bool                    # a failure streak, or data older than two refresh intervals
+    revision: Optional[str]        # flags revision, when the store exposes it
+    refreshing: bool               # the background refresh is running
+    fetched: int = 0               # documents downloaded and accepted (200)
+    not_modified: int = 0          # conditional requests answered 304 (no download, no parsing)
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class _Tenant:
+    __slots__ = ("flags", "used", "etag", "last_modified", "confirmed", "missing")
+
+    def __init__(self, used: int) -> None:
+        self.flags: Optional[dict[str, bool]] = None  # never mutated once assigned
+        self.used = used                              # LRU tick of the last read
+        self.etag: Optional[str] = None
+        self.last_modified: Optional[str] = None
+        self.confirmed: Optional[float] = None        # epoch seconds the store last vouched for it
+        self.missing = False                          # the store has no bundle for it
+
+
+class _Rules:
+    __slots__ = ("flags", "etag", "last_modified", "confirmed", "missing")
+
+    def __init__(self) -> None:
+        self.flags: Optional[dict[str, dict[str, Any]]] = None
+        self.etag: Optional[str] = None
+        self.last_modified: Optional[str] = None
+        self.confirmed: Optional[float] = None
+        self.missing = False
+
+
+class _Sessions:
+    """The sessions one thread uses during a refresh (bundles and, maybe elsewhere, rules)."""
+
+    def __init__(self, client: "FlagClient") -> None:
+        self._client = client
+        self._open: dict[str, Session] = {}
+
+    def get(self, base: str) -> Session:
+        session = self._open.get(base)
+        if session is None:
+            session = self._open[base] = open_session(base, self._client._ssl_context(base))
+        return session
+
+    def close(self) -> None:
+        for session in self._open.values():
+            session.close()
+        self._open.clear()
+
+
+def _split_document_url(url: str) -> tuple[str, str]:
+    """``https://h/p/x.json?q`` -> (``https://h/p?q``, ``x.json``)."""
+    parts = urlsplit(url)
+    head, _, name = parts.path.rpartition("/")
+    return urlunsplit((parts.scheme, parts.netloc, head, parts.query, "")), name
+
+
+class FlagClient:
+    """Per-tenant feature flags for one environment, read from ``<base_url>/<environment>/``.
+
+    - ``cache_dir``: where good documents are kept across restarts (read at construction).
+    - ``refresh_interval``: seconds between background refreshes; None for none (``refresh()``).
+    - ``timeout``: bound on one request, and on the first, synchronous load of a tenant.
+    - ``max_tenants``: tenants kept in memory, least recently read evicted first.
+    - ``logger``: default ``logging.getLogger("flagops_client")``.
+    - ``rules_url``: where ``rules.json`` is readable when it is not public under ``base_url``.
+    - ``ssl_context``: for https (default: the system's trusted CAs).
+
+    ``is_enabled``, ``flags`` and ``resolve`` never raise into the caller: anything unexpected
+    answers the caller's default. Construction raises ValueError only for invalid arguments.
+    """
+
+    def __init__(self, base_url: str, environment: str, *, cache_dir: Union[str, os.PathLike, None] = None,
+                 refresh_interval: Optional[float] = 30.0, timeout: float = 2.0,
+                 max_tenants: int = DEFAULT_MAX_TENANTS, logger: Optional[logging.Logger] = None,
+                 rules_url: Optional[str] = None, ssl_context: Optional[ssl.SSLContext] = None) -> None:
+        check_base_url(base_url)
+        if not isinstance(environment, str) or ENVIRONMENT.fullmatch(environment) is None:
+            raise ValueError(f"invalid environment {environment!r}")
+        if refresh_interval is not None and refresh_interval <= 0:
+            raise ValueError("refresh_interval must be positive (or None for no background refresh)")
+        if timeout <= 0:
+            raise ValueError("timeout must be positive")
+        if max_tenants < 1:
+            raise ValueError("max_tenants must be at least 1")
+        self.base_url = base_url.rstrip("/")
+        parts = urlsplit(self.base_url)  # for logs: no credentials, no signature
+        self._where = urlunsplit((parts.scheme, parts.netloc.rpartition("@")[2], parts.path, "", ""))
+        self.environment = environment
+        self.refresh_interval = refresh_interval
+        self.timeout = float(timeout)
+        self.max_tenants = int(max_tenants)
+        self._log = logger or logging.getLogger("flagops_client")
+        # rules.json lists allowlists and is usually private: a presigned URL or mirror may serve it.
+        self._rules_base, self._rules_name = (
+            _split_document_url(rules_url) if rules_url else (self.base_url, f"{environment}/rules.json"))
+        if rules_url:
+            check_base_url(rules_url)
+        self._cache = Path(cache_dir) / environment if cache_dir is not None else None
+        self._stale_after = 2 * refresh_interval if refresh_interval else None
+
+        self._tenants: dict[str, _Tenant] = {}
+        self._tick = itertools.count(1).__next__  # C-level, atomic under the GIL
+        self._lock = threading.Lock()              # guards changes to _tenants and _loading
+        self._cycle_lock = threading.Lock()        # one refresh at a time
+        self._rules_lock = threading.Lock()
+        self._loading: dict[str, threading.Event] = {}
+        self._rules = _Rules()
+        self._rules_wanted = False
+        self._rules_tried = False
+        self._manifest_etag: Optional[str] = None
+        self._manifest_readable = True
+        self._revision: Optional[str] = None
+        self._context = ssl_context  # https: default, the system's trusted CAs
+
+        self._last_success: Optional[float] = None
+        self._last_error: Optional[str] = None
+        self._last_error_at: Optional[float] = None
+        self._streak = 0              # consecutive failed refreshes (drives the backoff)
+        self._failing = False         # inside a transport failure streak (one warning each)
+        self._rejected: set[str] = set()   # documents inside a rejection streak
+        self._cache_failing = False
+        self._fetched = 0
+        self._not_modified = 0
+
+        self._closed = False
+        self._stop = threading.Event()
+        if self._cache is not None:
+            self._load_cache()
+        self._thread: Optional[threading.Thread] = None
+        if refresh_interval is not None:
+            self._thread = threading.Thread(target=self._run, name=f"flagops-refresh-{environment}",
+                                            daemon=True)
+            self._thread.start()
+
+    # ----------------------------------------------------------------- reads (hot path)
+
+    def is_enabled(self, key: str, tenant: str, default: bool = False,
+                   attributes: Optional[Mapping[str, Any]] = None) -> bool:
+        """The flag's value for the tenant; ``default`` when it cannot be known.
+
+        For a tenant in memory this is two dict lookups: no lock, no I/O. A tenant seen for the
+        first time is loaded synchronously, bounded by ``timeout``. ``attributes``
+        (``{"id", "plan", "partnerSlug"}``) let a tenant with no bundle yet be evaluated from
+        ``rules.json``.
+        """
+        try:
+            entry = self._tenants[tenant]
+            entry.used = self._tick()
+            flags = entry.flags  # one immutable snapshot
+            if flags is not None:
+                return flags.get(key, default)
+        except Exception:  # not in memory, or not even hashable: the slow path decides
+            pass
+        return self._resolve(key, tenant, default, attributes).value
+
+    def resolve(self, key: str, tenant: str, default: bool = False,
+                attributes: Optional[Mapping[str, Any]] = None) -> Resolution:
+        """Like :meth:`is_enabled`, with the reason (STATIC, STALE, TARGETING_MATCH, DEFAULT, ERROR)."""
+        return self._resolve(key, tenant, default, attributes)
+
+    def flags(self, tenant: str, attributes: Optional[Mapping[str, Any]] = None) -> dict[str, bool]:
+        """Every flag of the tenant, a copy (empty when unknown)."""
+        try:
+            if not valid_slug(tenant):
+                return {}
+            deadline = time.monotonic() + self.timeout
+            entry = self._entry(tenant, deadline)
+            flags = entry.flags if entry is not None else None
+            if flags is not None:
+                return dict(flags)
+            if attributes is not None:
+                rules = self._rules_for(deadline)
+                subject = self._subject(tenant, attributes)
+                if rules is not None and subject is not None:
+                    return evaluate_all(rules, subject, self.environment)
+        except Exception:  # never into the caller
+            self._log.debug("flagops: flags(%r) failed", tenant, exc_info=True)
+        return {}
+
+    def _resolve(self, key: str, tenant: str, default: Any,
+                 attributes: Optional[Mapping[str, Any]]) -> Resolution:
+        try:
+            entry = self._tenants.get(tenant) if type(tenant) is str else None
+            if entry is not None:
+                entry.used = self._tick()
+            elif not valid_slug(tenant):
+                return Resolution(default, ERROR, "INVALID_CONTEXT", f"invalid tenant slug {tenant!r}")
+            deadline = time.monotonic() + self.timeout
+            if entry is None:
+                entry = self._entry(tenant, deadline)
+            flags = entry.flags if entry is not None else None
+            if flags is not None:
+                if key in flags:
+                    confirmed = entry.confirmed  # type: ignore[union-attr]
+                    stale = self._stale_after is not None and (
+                        confirmed is None or time.time() - confirmed > self._stale_after)
+                    return Resolution(flags[key], STALE if stale else STATIC)
+                return Resolution(default, ERROR, "FLAG_NOT_FOUND", f"no flag {key!r} for {tenant}")
+            if attributes is not None:
+                subject = self._subject(tenant, attributes)
+                if subject is None:
+                    return Resolution(default, ERROR, "INVALID_CONTEXT", "attributes need an id")
+                rules = self._rules_for(deadline)
+                if rules is not None:
+                    flag = rules.get(key)
+                    if flag is None:
+                        return Resolution(default, ERROR, "FLAG_NOT_FOUND", f"no flag {key!r}")
+                    return Resolution(evaluate(flag, subject, self.environment), TARGETING_MATCH)
+            if entry is not None and entry.missing:
+                return Resolution(default, DEFAULT, None, f"no bundle for {tenant} yet")
+            return Resolution(default, ERROR, "GENERAL",
+                              f"flags for {tenant} unavailable: {self._last_error or 'not loaded'}")
+        except Exception as exc:  # never into the caller
+            self._log.debug("flagops: resolving %r for %r failed", key, tenant, exc_info=True)
+            return Resolution(default, ERROR, "GENERAL", f"{type(exc).__name__}: {exc}")
+
+    @staticmethod
+    def _subject(tenant: str, attributes: Mapping[str, Any]) -> Optional[dict[str, Any]]:
+        if attributes.get("id") in (None, ""):
+            return None
+        return {"id": str(attributes["id"]), "slug": tenant, "plan": attributes.get("plan"),
+                "partnerSlug": attributes.get("partnerSlug")}
+
+    # ----------------------------------------------------------------- first load of a tenant
+
+    def _entry(self, tenant: str, deadline: float) -> Optional[_Tenant]:
+        entry = self._tenants.get(tenant)
+        if entry is not None:
+            entry.used = self._tick()
+            return entry
+        if self._closed:
+            return None
+        with self._lock:
+            entry = self._tenants.get(tenant)
+            if entry is not None:
+                return entry
+            event = self._loading.get(tenant)
+            owner = event is None
+            if owner:
+                event = self._loading[tenant] = threading.Event()
+        if not owner:  # someone else is loading it: wait for them, within our own deadline
+            event.wait(max(0.0, deadline - time.monotonic()))  # type: ignore[union-attr]
+            return self._tenants.get(tenant)
+        entry = _Tenant(self._tick())
+        try:
+            sessions = _Sessions(self)
+            try:
+                session = sessions.get(self.base_url)
+                if not self._fetch_tenant(session, tenant, entry, deadline):
+                    self._from_cache(tenant, entry)  # rejected: the last good copy on disk, if any
+                self._last_success = time.time()  # the store answered
+            finally:
+                sessions.close()
+        except FetchError as exc:
+            self._failure(f"loading {tenant}: {exc}")
+            self._from_cache(tenant, entry)
+        finally:
+            with self._lock:
+                self._insert(tenant, entry)
+                del self._loading[tenant]
+            event.set()  # type: ignore[union-attr]
+        return entry
+
+    def _insert(self, tenant: str, entry: _Tenant) -> None:
+        """Add under ``_lock``, evicting the least recently read tenants beyond ``max_tenants``."""
+        tenants = self._tenants
+        tenants[tenant] = entry
+        while len(tenants) > self.max_tenants:
+            victim = min(tenants, key=lambda slug: tenants[slug].used)
+            del tenants[victim]
+
+    def _rules_for(self, deadline: float) -> Optional[dict[str, dict[str, Any]]]:
+        """The rules, loading them once synchronously; afterwards the background keeps them fresh."""
+        rules = self._rules.flags
+        if rules is not None or self._rules_tried or self._closed:
+            return rules
+        remaining = deadline - time.monotonic()
+        if remaining <= 0 or not self._rules_lock.acquire(timeout=remaining):
+            return None
+        try:
+            if not self._rules_tried:
+                self._rules_wanted = True
+                sessions = _Sessions(self)
+                try:
+                    self._fetch_rules(sessions.get(self._rules_base), deadline)
+                except FetchError as exc:
+                    self._failure(f"loading rules: {exc}")
+                finally:
+                    sessions.close()
+                    self._rules_tried = True
+        finally:
+            self._rules_lock.release()
+        return self._rules.flags
+
+    # ----------------------------------------------------------------- fetching
+
+    def _fetch_tenant(self, session: Session, tenant: str, entry: _Tenant, deadline: float) -> bool:
+        """Bring one tenant up to date; False when its document was rejected. Raises FetchError."""
+        name = f"{self.environment}/tenants/{tenant}.json"
+        resp = session.get(name, entry.etag, entry.last_modified, deadline)
+        now = time.time()
+        if resp.status == 304:
+            self._not_modified += 1
+            entry.confirmed = now
+            return True
+        if resp.status == 404:
+            if entry.flags is None:
+                entry.missing = True
+                entry.confirmed = now
+                return True
+            return self._reject(name, "no longer found; keeping the previous flags")
+        try:
+            flags = parse_bundle(resp.body or b"", self.environment, tenant)
+        except DocumentError as exc:
+            return self._reject(name, f"{exc}; keeping the previous flags")
+        self._accepted(name)
+        self._fetched += 1
+        entry.etag, entry.last_modified = resp.etag, resp.last_modified
+        entry.flags = flags  # the swap readers see: one attribute store
+        entry.missing = False
+        entry.confirmed = now
+        if resp.revision:
+            self._revision = resp.revision
+        self._persist(f"tenants/{tenant}.json", flags_doc(self.environment, tenant, flags), entry)
+        return True
+
+    def _fetch_rules(self, session: Session, deadline: float) -> bool:
+        rules = self._rules
+        resp = session.get(self._rules_name, rules.etag, rules.last_modified, deadline)
+        now = time.time()
+        if resp.status == 304:
+            self._not_modified += 1
+            rules.confirmed = now
+            return True
+        if resp.status == 404:
+            rules.missing = rules.flags is None
+            return True
+        try:
+            flags = parse_rules(resp.body or b"", self.environment)
+        except DocumentError as exc:
+            return self._reject("rules.json", f"{exc}; keeping the previous rules")
+        self._accepted("rules.json")
+        self._fetched += 1
+        rules.etag, rules.last_modified = resp.etag, resp.last_modified
+        rules.flags, rules.missing, rules.confirmed = flags, False, now
+        self._persist("rules.json", rules_document(self.environment, flags), rules)
+        return True
+
+    def _fetch_manifest(self, session: Session, deadline: float) -> None:
+        """The revision, from the manifest when the store lets us read it (often private)."""
+        if not self._manifest_readable:
+            return
+        resp = session.get(f"{self.environment}/manifest.json", self._manifest_etag, None, deadline)
+        if resp.status == 404:
+            self._manifest_readable = False
+        elif resp.status == 200:
+            try:
+                doc = json.loads(resp.body or b"")
+                if isinstance(doc, dict) and doc.get("environment") == self.environment:
+                    revision = doc.get("revision")
+                    self._revision = revision if isinstance(revision, str) else None
+                    self._manifest_etag = resp.etag
+            except ValueError:
+                pass
+
+    # ----------------------------------------------------------------- background refresh
+
+    def refresh(self) -> bool:
+        """Refresh every tenant in memory now (blocking); True when the store answered for all."""
+        if self._closed:
+            return False
+        sessions = _Sessions(self)
+        try:
+            return self._cycle(sessions)
+        finally:
+            sessions.close()
+
+    def _cycle(self, sessions: _Sessions) -> bool:
+        with self._cycle_lock:
+            with self._lock:
+                slugs = list(self._tenants)
+            all_good = True
+            try:
+                session = sessions.get(self.base_url)
+                for slug in slugs:
+                    if self._stop.is_set():
+                        return False
+                    entry = self._tenants.get(slug)
+                    if entry is None:  # evicted meanwhile
+                        continue
+                    all_good &= self._fetch_tenant(session, slug, entry, time.monotonic() + self.timeout)
+                if self._rules_wanted:
+                    all_good &= self._fetch_rules(sessions.get(self._rules_base),
+                                                  time.monotonic() + self.timeout)
+                if slugs:
+                    self._fetch_manifest(session, time.monotonic() + self.timeout)
+            except FetchError as exc:
+                # The store is unreachable: stop this round instead of timing out per tenant.
+                self._streak += 1
+                self._failure(str(exc))
+                return False
+            self._streak = 0
+            self._last_success = time.time()
+            if self._failing:
+                self._failing = False
+                self._log.info("flagops: reading flags from %s works again", self._where)
+            return all_good
+
+    def _next_delay(self) -> float:
+        interval = self.refresh_interval or 30.0
+        if self._streak == 0:
+            # Jitter spreads many instances; only ever earlier, so a change shows within one interval.
+            return interval * random.uniform(0.8, 1.0)
+        base = min(1.0, interval)
+        return min(4 * interval, base * 2 ** (self._streak - 1)) * random.uniform(0.5, 1.0)
+
+    def _run(self) -> None:
+        sessions = _Sessions(self)
+        # Flags restored from cache_dir may be old: check them at once, then every interval.
+        delay = 0.0 if self._tenants else self._next_delay()
+        try:
+            while not self._stop.wait(delay):
+                try:
+                    self._cycle(sessions)
+                except Exception:  # the refresh thread must never die
+                    self._streak += 1
+                    self._log.exception("flagops: unexpected error while refreshing flags")
+                delay = self._next_delay()
+        finally:
+            sessions.close()
+
+    # ----------------------------------------------------------------- failures and logging
+
+    def _failure(self, message: str) -> None:
+        self._last_error, self._last_error_at = message, time.time()
+        if not self._failing:
+            self._failing = True
+            self._log.warning("flagops: cannot read flags from %s (%s); serving the last known flags "
+                              "and retrying with backoff", self._where, message)
+
+    def _reject(self, name: str, message: str) -> bool:
+        self._last_error, self._last_error_at = f"{name}: {message}", time.time()
+        if name not in self._rejected:
+            self._rejected.add(name)
+            self._log.warning("flagops: rejected %s from %s: %s", name, self._where, message)
+        return False
+
+    def _accepted(self, name: str) -> None:
+        if name in self._rejected:
+            self._rejected.discard(name)
+            self._log.info("flagops: %s is valid again", name)
+
+    # ----------------------------------------------------------------- cache_dir
+
+    def _persist(self, name: str, document: dict[str, Any], source: Union[_Tenant, _Rules]) -> None:
+        if self._cache is None:
+            return
+        record = {"cachedAt": source.confirmed, "etag": source.etag, "lastModified": source.last_modified,
+                  "document": document}
+        path = self._cache / name
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=path.parent)
+            try:
+                with os.fdopen(fd, "wb") as fh:
+                    fh.write(json.dumps(record, separators=(",", ":")).encode("utf-8"))
+                    fh.flush()
+                    os.fsync(fh.fileno())
+                os.replace(tmp, path)  # readers (and a restart) see the old or the new file
+            except BaseException:
+                try:
+                    os.unlink(tmp)
+                except OSError:
+                    pass
+                raise
+            self._cache_failing = False
+        except OSError as exc:
+            if not self._cache_failing:
+                self._cache_failing = True
+                self._log.warning("flagops: cannot write the flags cache %s (%s)", path, exc)
+
+    def _read_record(self, path: Path) -> Optional[dict[str, Any]]:
+        try:
+            record = json.loads(path.read_bytes())
+        except (OSError, ValueError):
+            return None
+        return record if isinstance(record, dict) else None
+
+    def _restore(self, record: dict[str, Any], target: Union[_Tenant, _Rules]) -> None:
+        cached_at = record.get("cachedAt")
+        target.confirmed = float(cached_at) if isinstance(cached_at, (int, float)) else None
+        etag, last_modified = record.get("etag"), record.get("lastModified")
+        target.etag = etag if isinstance(etag, str) else None
+        target.last_modified = last_modified if isinstance(last_modified, str) else None
+
+    def _from_cache(self, tenant: str, entry: _Tenant) -> bool:
+        if self._cache is None:
+            return False
+        record = self._read_record(self._cache / "tenants" / f"{tenant}.json")
+        if record is None:
+            return False
+        try:
+            flags = check_bundle(record.get("document"), self.environment, tenant)
+        except DocumentError:
+            return False
+        self._restore(record, entry)
+        entry.flags = flags
+        return True
+
+    def _load_cache(self) -> None:
+        """Read ``cache_dir`` at construction: the most recently cached tenants, up to the bound."""
+        assert self._cache is not None
+        found: list[tuple[float, str, _Tenant]] = []
+        try:
+            names = os.listdir(self._cache / "tenants")
+        except OSError:
+            names = []
+        for name in names:
+            slug = name[:-5] if name.endswith(".json") else ""
+            if not valid_slug(slug):
+                continue
+            entry = _Tenant(0)
+            if self._from_cache(slug, entry):
+                found.append((entry.confirmed or 0.0, slug, entry))
+        found.sort(key=lambda item: item[0])
+        for _, slug, entry in found[-self.max_tenants:]:
+            entry.used = self._tick()
+            self._tenants[slug] = entry
+        record = self._read_record(self._cache / "rules.json")
+        if record is not None:
+            try:
+                self._rules.flags = check_rules(record.get("document"), self.environment)
+            except DocumentError:
+                return
+            self._restore(record, self._rules)
+            self._rules_wanted = True
+        if found:
+            self._log.info("flagops: %d tenant(s) loaded from %s", min(len(found), self.max_tenants),
+                           self._cache)
+
+    # ----------------------------------------------------------------- status and lifecycle
+
+    def status(self) -> Status:
+        """Last success, last error, the age of the data and the revision."""
+        with self._lock:
+            entries = list(self._tenants.values())
+        confirmed = [e.confirmed for e in entries if e.flags is not None]
+        now = time.time()
+        age = None
+        if confirmed:
+            age = max(0.0, now - min(c if c is not None else 0.0 for c in confirmed))
+        stale = self._streak > 0 or (self._stale_after is not None and age is not None
+                                     and age > self._stale_after)
+        thread = self._thread
+        return Status(
+            environment=self.environment, tenants=len(confirmed),
+            missing=sum(1 for e in entries if e.flags is None),
+            last_success=self._last_success, last_error=self._last_error,
+            last_error_at=self._last_error_at, failures=self._streak, age=age, stale=stale,
+            revision=self._revision, refreshing=bool(thread and thread.is_alive() and not self._closed),
+            fetched=self._fetched, not_modified=self._not_modified)
+
+    def close(self) -> None:
+        """Stop the background refresh; reads keep answering from memory, with no I/O."""
+        self._closed = True
+        self._stop.set()
+        thread = self._thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(self.timeout + 1.0)
+
+    def __enter__(self) -> "FlagClient":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"FlagClient({self._where!r}, environment={self.environment!r})"
+
+    def _ssl_context(self, base: str) -> Optional[ssl.SSLContext]:
+        if self._context is None and base.startswith("https:"):
+            self._context = ssl.create_default_context()
+        return self._context
+
+
+def flags_doc(environment: str, tenant: str, flags: Mapping[str, bool]) -> dict[str, Any]:
+    return {"schemaVersion": 1, "environment": environment, "tenant": tenant, "flags": dict(flags)}
