@@ -7,8 +7,11 @@ STAMP := $(VENV)/.installed
 DIST ?= dist
 # The embedded default object store: a local directory with the same semantics as S3.
 TARGET ?= file://$(CURDIR)/$(DIST)/published
+# The local store follows whatever is checked out (e.g. an older commit); real targets keep the
+# rollback guard. Set PUBLISH_FLAGS= to keep it here too.
+PUBLISH_FLAGS ?= --allow-rollback
 
-.PHONY: install run test validate compile clean
+.PHONY: install run test validate compile clean s3-up s3-down browser bench
 
 install: $(STAMP)
 
@@ -27,9 +30,47 @@ compile: install
 run: install
 	$(BIN)/flagops validate
 	$(BIN)/flagops compile --out $(DIST)
+	@# Publish every compiled environment to the embedded object store (TARGET).
+	@for m in $(DIST)/*/manifest.json; do \
+	  $(BIN)/flagops publish --env "$$(basename "$$(dirname "$$m")")" --target $(TARGET) --from $(DIST) $(PUBLISH_FLAGS) || exit 1; \
+	done
 
-test: install
-	$(BIN)/pytest
+# Starts the local S3 server when none is up, and stops it again if it started it.
+test: install browser
+	@started=0; \
+	if ! $(BIN)/python scripts/s3server.py status >/dev/null 2>&1; then \
+	  $(BIN)/python scripts/s3server.py up || exit 1; started=1; \
+	fi; \
+	$(BIN)/pytest; rc=$$?; \
+	if [ $$started = 1 ]; then $(BIN)/python scripts/s3server.py down; fi; \
+	exit $$rc
+
+# Debian's chromium for the dashboard's browser tests (no-op when present).
+browser:
+	bash scripts/install-browser.sh
+
+# The local S3 server (SeaweedFS) the tests publish to; state and data under .s3/.
+s3-up: install
+	$(BIN)/python scripts/s3server.py up
+
+s3-down:
+	$(PYTHON) scripts/s3server.py down
+
+# Benchmarks: one table (benchmarks/run.py). BENCH_ARGS=--quick leaves out 100,000 x 200.
+# The peers (the `bench` extra) get their own venv: UnleashClient pins platformdirs 3, which
+# the test tools in .venv cannot use. The local S3 server's binary comes from .venv.
+BENCH_VENV := .venv-bench
+BENCH_STAMP := $(BENCH_VENV)/.installed
+BENCH_ARGS ?=
+
+$(BENCH_STAMP): pyproject.toml client/pyproject.toml
+	$(PYTHON) -m venv $(BENCH_VENV)
+	$(BENCH_VENV)/bin/pip install --quiet --upgrade pip
+	$(BENCH_VENV)/bin/pip install --quiet -e ./client -e '.[bench]'
+	touch $(BENCH_STAMP)
+
+bench: install $(BENCH_STAMP)
+	$(BENCH_VENV)/bin/python benchmarks/run.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(DIST) site .pytest_cache

@@ -13,6 +13,9 @@ from flagops.cli import main
 
 ROOT = Path(__file__).resolve().parent.parent
 
+# The real local S3 server: s3_server, s3_client, s3_bucket, s3_env (see tests/s3fixtures.py).
+pytest_plugins = ["s3fixtures"]
+
 
 @dataclass
 class Run:
