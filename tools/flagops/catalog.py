@@ -44,8 +44,15 @@ def _history_by_key(root: Path) -> Optional[dict[str, list[dict[str, Any]]]]:
     return by_key
 
 
-def build_catalog(root: Path, flags: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
-    """The catalog of ``flags`` (key -> definition, as compiled) in the repository at ``root``."""
+_UNSET: Any = object()
+
+
+def build_catalog(root: Path, flags: Mapping[str, Mapping[str, Any]], *,
+                  revision: Optional[str] = _UNSET) -> dict[str, Any]:
+    """The catalog of ``flags`` (key -> definition, as compiled) in the repository at ``root``.
+
+    ``revision`` is the compile's own (read from git when not given).
+    """
     root = Path(root)
     histories = _history_by_key(root) or {}
     out: dict[str, Any] = {}
@@ -61,15 +68,18 @@ def build_catalog(root: Path, flags: Mapping[str, Mapping[str, Any]]) -> dict[st
             "updatedBy": newest["authorEmail"] if newest else None,
             "history": entries[:HISTORY_CAP],
         }
-    return {"schemaVersion": SCHEMA_VERSION, "revision": flags_revision(root), "flags": out}
+    if revision is _UNSET:
+        revision = flags_revision(root)
+    return {"schemaVersion": SCHEMA_VERSION, "revision": revision, "flags": out}
 
 
-def write_catalog(root: Path, flags: Mapping[str, Mapping[str, Any]], out: Path) -> Path:
+def write_catalog(root: Path, flags: Mapping[str, Mapping[str, Any]], out: Path, *,
+                  revision: Optional[str] = _UNSET) -> Path:
     """Build the catalog and write ``out/catalog.json`` (canonical JSON, replaced atomically)."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     path = out / CATALOG
     tmp = out / f".{CATALOG}.{os.getpid()}.tmp"
-    tmp.write_bytes(dumps(build_catalog(root, flags)))
+    tmp.write_bytes(dumps(build_catalog(root, flags, revision=revision)))
     os.replace(tmp, path)
     return path

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Optional, Sequence
 
+from .bundles import compile_environment
 from .errors import InvalidInputError, UsageError
 from .evaluation import normalise_flag
 from .loading import Project
@@ -118,8 +119,6 @@ def compile_validated(project: Project, environments: Iterable[str], out: Path, 
     flags = project.flag_data()
     out.mkdir(parents=True, exist_ok=True)
     results = []
-    from .bundles import compile_environment  # imported here: bundles builds on this module
-
     for env in environments:
         tenants = project.inventories[env].tenants
         # Only bundles whose bytes change are rewritten when the previous output is intact.
@@ -161,5 +160,5 @@ def compile_project(root: Path, *, environments: Optional[Sequence[str]] = None,
     envs = compile_validated(project, env_list, out, revision, progress)
     from .catalog import write_catalog  # imported here: catalog builds on this module
 
-    write_catalog(root, project.flag_data(), out)
+    write_catalog(root, project.flag_data(), out, revision=revision)
     return CompileResult(envs, result, out)

@@ -117,7 +117,9 @@ def dashboard_pages(root: Path, *, days: int = DEFAULT_DAYS, now: Optional[_dt.d
     history = _history(root, history_notes)
     notes += history_notes
     changes = last_changes(root)
-    stale_found, stale_notes = find_stale(root, days=days, now=now, project=project, changes=changes)
+    # The same indexes (and their rollout buckets) serve both: each bucket is hashed once.
+    stale_found, stale_notes = find_stale(root, days=days, now=now, project=project, changes=changes,
+                                          indexes=indexes)
     notes += [n for n in stale_notes if n not in notes]
     stale = {s.key: s for s in stale_found}
 

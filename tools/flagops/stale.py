@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
-import subprocess
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Mapping, Optional
@@ -63,13 +62,12 @@ def served_value(key: str, flag: Mapping[str, Any], indexes: Mapping[str, Tenant
 
 def _git(root: Path, *args: str) -> Optional[str]:
     """Output of a git command run in ``root``; None outside a repository or without git."""
+    import git
+
     try:
-        proc = subprocess.run(["git", "-C", str(root), *args], capture_output=True, check=False)
-    except OSError:
+        return git.Git(str(root)).execute(["git", *args], strip_newline_in_stdout=False)
+    except (git.GitCommandError, git.GitCommandNotFound, OSError):
         return None
-    if proc.returncode != 0:
-        return None
-    return proc.stdout.decode("utf-8", "replace")
 
 
 def last_changes(root: Path) -> Optional[dict[str, _dt.datetime]]:
@@ -129,7 +127,8 @@ ACTION_EXPIRED = "roll it out fully or turn it off, then remove the flag and its
 
 def find_stale(root: Path, *, days: int = DEFAULT_DAYS, now: Optional[_dt.datetime] = None,
                project: Optional[Project] = None,
-               changes: Optional[dict[str, _dt.datetime]] = None) -> tuple[list[StaleFlag], list[str]]:
+               changes: Optional[dict[str, _dt.datetime]] = None,
+               indexes: Optional[Mapping[str, TenantIndex]] = None) -> tuple[list[StaleFlag], list[str]]:
     """Every stale flag of the repository at ``root``, sorted by key, and notes for the operator.
 
     Refuses (InvalidInputError) when the repository does not validate: a flag's value is only
@@ -150,7 +149,8 @@ def find_stale(root: Path, *, days: int = DEFAULT_DAYS, now: Optional[_dt.dateti
     elif (_git(root, "rev-parse", "--is-shallow-repository") or "").strip() == "true":
         notes.append("shallow clone: files look changed at its oldest commit; fetch the whole "
                      "history (fetch-depth: 0) for true ages")
-    indexes = {env: TenantIndex.build(inv.tenants) for env, inv in project.inventories.items()}
+    if indexes is None:
+        indexes = {env: TenantIndex.build(inv.tenants) for env, inv in project.inventories.items()}
     if not indexes:
         notes.append("no tenant inventory: flags are not checked for serving one value")
     cutoff = now - _dt.timedelta(days=days)
