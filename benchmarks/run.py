@@ -244,7 +244,7 @@ class Bench:
         code = (
             "import sys,time,json\n"
             "from flagops.loading import FsSource, load_project\n"
-            "from flagops.evaluation import TenantIndex, evaluate_columns\n"
+            "from flagops.matrix import TenantIndex, evaluate_columns\n"
             f"p=load_project(FsSource(__import__('pathlib').Path({str(root)!r})),[{ENV!r}])\n"
             f"flags=p.flag_data(); tenants=p.inventories[{ENV!r}].tenants; keys=sorted(flags)\n"
             "out=[]\n"

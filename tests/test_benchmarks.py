@@ -19,10 +19,10 @@ from typing import Any
 import numpy as np
 import pytest
 
-from flagops import bundles, compile as comp, evaluation
+from flagops import bundles, compile as comp, matrix
 from flagops.compile import compile_project
-from flagops.evaluation import BucketCache, TenantIndex, bucket, enabled_tenants, evaluate
-from flagops_client.evaluation import evaluate_all
+from flagops.matrix import BucketCache, TenantIndex, enabled_tenants
+from flagops_client.evaluation import bucket, evaluate, evaluate_all
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "benchmarks"))
@@ -97,7 +97,7 @@ def test_parallel_paths_give_the_same_bytes(tmp_path: Path, data: dict[str, Any]
     monkeypatch.setenv("FLAGOPS_JOBS", "1")
     compile_project(data["root"], out=tmp_path / "one")
     monkeypatch.setenv("FLAGOPS_JOBS", "2")
-    monkeypatch.setattr(evaluation, "PARALLEL_HASH_MIN", 100)
+    monkeypatch.setattr(matrix, "PARALLEL_HASH_MIN", 100)
     monkeypatch.setattr(bundles, "PARALLEL_WRITE_MIN", 100)
     monkeypatch.setattr(bundles, "WRITE_JOBS", 2)
     compile_project(data["root"], out=tmp_path / "two")

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from flagops import editing
-from flagops.evaluation import evaluate
+from flagops_client.evaluation import evaluate
 from flagops.loading import parse_yaml
 
 TENANTS = """

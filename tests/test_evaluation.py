@@ -11,19 +11,17 @@ from typing import Any
 
 import pytest
 
-from flagops.evaluation import (
+from flagops_client.evaluation import (
     AXES,
-    TenantIndex,
     bucket,
-    enabled_tenants,
     evaluate,
     evaluate_all,
-    evaluate_matrix,
     has_any_scope,
     in_rollout_bucket,
     matches_scope,
-    normalise_flag,
 )
+
+from flagops.matrix import TenantIndex, enabled_tenants, evaluate_matrix, normalise_flag
 
 ROOT = Path(__file__).resolve().parent.parent
 VECTORS = ROOT / "tests" / "vectors"
@@ -240,10 +238,10 @@ def test_evaluate_matrix_equals_evaluate_all() -> None:
 
 def test_large_inventory_hashed_on_several_cores_equals_evaluate(monkeypatch: pytest.MonkeyPatch) -> None:
     """Enough rollout hashing that the column-wise path splits the work across processes."""
-    import flagops.evaluation
+    import flagops.matrix
 
     monkeypatch.setenv("FLAGOPS_JOBS", "2")
-    monkeypatch.setattr(flagops.evaluation, "PARALLEL_HASH_MIN", 2_000, raising=False)
+    monkeypatch.setattr(flagops.matrix, "PARALLEL_HASH_MIN", 2_000, raising=False)
     rng = random.Random(2026)
     tenants = random_tenants(rng, 20_000)
     flags = {"roll_a": {"state": "rollout", "pct": 37},

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from flagops.errors import FlagopsError
-from flagops.evaluation import evaluate
+from flagops_client.evaluation import evaluate
 from flagops.loading import parse_yaml
 from flagops.plan import make_plan, render_plan
 from test_history import ALICE, BOB, CAROL, GitRepo

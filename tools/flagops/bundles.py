@@ -30,7 +30,7 @@ from typing import Any, Callable, Mapping, Optional, Sequence
 
 import numpy as np
 
-from .evaluation import BucketCache, TenantIndex, evaluate_columns
+from .matrix import BucketCache, TenantIndex, evaluate_columns
 from .parallel import fork_map, jobs
 
 STATE_VERSION = 1

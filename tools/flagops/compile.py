@@ -19,7 +19,7 @@ from typing import Any, Callable, Iterable, Mapping, Optional, Sequence
 
 from .bundles import compile_environment
 from .errors import InvalidInputError, UsageError
-from .evaluation import normalise_flag
+from .matrix import normalise_flag
 from .loading import Project
 from .problems import Result
 from .revision import flags_revision

@@ -19,10 +19,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Optional
 
+from flagops_client.evaluation import AXES
+
 from .errors import FlagopsError, InvalidInputError
-from .evaluation import AXES, TenantIndex, enabled_tenants
 from .listing import scope_summary
 from .loading import FLAG_SUFFIX, FLAGS_DIR
+from .matrix import TenantIndex, enabled_tenants
 from .render import TEMPLATES_DIR, render
 from .revision import flags_revision
 from .stale import DEFAULT_DAYS, find_stale, last_changes

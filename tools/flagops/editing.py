@@ -27,11 +27,12 @@ from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import CommentMark
 from ruamel.yaml.tokens import CommentToken
+from flagops_client.evaluation import AXES
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from .errors import FlagopsError, InvalidInputError, UsageError
-from .evaluation import AXES, TenantIndex, enabled_tenants
 from .loading import FLAG_SUFFIX, FLAGS_DIR, SCHEMA_DIR, FsSource, Project, load_project, parse_yaml
+from .matrix import TenantIndex, enabled_tenants
 from .problems import Problem, Result
 from .schemas import Schemas
 from .validation import did_you_mean, validate_project

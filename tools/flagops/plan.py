@@ -20,10 +20,10 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping, Optional, Sequence
 
 from .errors import FlagopsError, InvalidInputError, UsageError
-from .evaluation import TenantIndex, enabled_tenants, normalise_flag
 from .gitsource import GitSource
 from .history import open_repo, semantic_changes
 from .loading import FLAG_SUFFIX, FLAGS_DIR, SCHEMA_DIR, FsSource, Project, Source, load_flags, load_project
+from .matrix import TenantIndex, enabled_tenants, normalise_flag
 from .problems import Problem
 from .render import render
 from .schemas import SCHEMA_FILES, Schemas

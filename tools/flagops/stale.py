@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import Any, Mapping, Optional
 
 from .errors import InvalidInputError
-from .evaluation import TenantIndex, enabled_tenants
 from .loading import FLAGS_DIR, FLAG_SUFFIX, Project
+from .matrix import TenantIndex, enabled_tenants
 from .validation import load_and_validate
 
 DEFAULT_DAYS = 90

@@ -6,10 +6,10 @@ from pathlib import Path
 from typing import Any, Optional
 
 import click
+from flagops_client.evaluation import evaluate_all
 
 from ..compile import compile_project
 from ..errors import EXIT_INVALID, FlagopsError, InvalidInputError, UsageError
-from ..evaluation import evaluate_all
 from ..formatters import format_json
 from ..loading import INVENTORY_SUFFIXES, TENANTS_DIR
 from ..listing import find_flag, flag_summaries, scope_summary

@@ -1,0 +1,291 @@
+"""The whole tenants x flags matrix at once: the vectorised form of the client's ``evaluate``.
+
+The semantics are stated once, in :mod:`flagops_client.evaluation`; this module only computes
+them for a whole inventory, column by column with numpy, and must agree with ``evaluate`` for
+every tenant (the tests check it). Only rollout flags hash, only for tenants inside their
+scope, and each (tenant, key) bucket is computed once (see :class:`BucketCache`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Mapping, Optional, Sequence
+
+import numpy as np
+from flagops_client.evaluation import AXES, evaluate, has_any_scope, normalise_scope
+
+from .parallel import fork_map, jobs
+
+__all__ = [
+    "BucketCache",
+    "TenantIndex",
+    "enabled_tenants",
+    "evaluate_columns",
+    "evaluate_matrix",
+    "flag_column",
+    "normalise_flag",
+]
+
+
+def normalise_flag(flag: Mapping[str, Any]) -> dict[str, Any]:
+    """The parts of a flag that decide its value: state, pct (0 when absent), all four axes."""
+    return {
+        "state": flag.get("state", "off"),
+        "pct": int(flag.get("pct") or 0),
+        "scope": normalise_scope(flag.get("scope")),
+    }
+
+
+@dataclass
+class TenantIndex:
+    """Tenant positions grouped by axis value, built once per inventory.
+
+    It also carries, built on first use, the per-axis code arrays the vectorised evaluation
+    reads and the tenants' rollout buckets (a :class:`BucketCache`), so evaluating several
+    flags (or the same flag before and after a change) hashes each (tenant, key) once.
+    """
+
+    tenants: Sequence[Mapping[str, Any]]
+    by_plan: dict[str, list[int]] = field(default_factory=dict)
+    by_slug: dict[str, int] = field(default_factory=dict)
+    by_partner: dict[str, list[int]] = field(default_factory=dict)
+    ids: list[str] = field(default_factory=list)
+    buckets: Optional["BucketCache"] = field(default=None, repr=False, compare=False)
+    _axes: Optional["_Axes"] = field(default=None, repr=False, compare=False)
+
+    @classmethod
+    def build(cls, tenants: Sequence[Mapping[str, Any]]) -> "TenantIndex":
+        index = cls(tenants)
+        for i, t in enumerate(tenants):
+            index.by_plan.setdefault(t["plan"], []).append(i)
+            index.by_slug[t["slug"]] = i
+            partner = t.get("partnerSlug")
+            if partner is not None:
+                index.by_partner.setdefault(partner, []).append(i)
+            index.ids.append(str(t["id"]))
+        return index
+
+    def __len__(self) -> int:
+        return len(self.tenants)
+
+    def axes(self) -> "_Axes":
+        if self._axes is None:
+            self._axes = _Axes.build(self)
+        return self._axes
+
+    def bucket_cache(self) -> "BucketCache":
+        if self.buckets is None:
+            self.buckets = BucketCache(self.ids)
+        return self.buckets
+
+
+@dataclass
+class _Axes:
+    """Each tenant's plan and partner as small integer codes (the last code means "none")."""
+
+    plan_codes: np.ndarray
+    plan_ids: dict[str, int]
+    partner_codes: np.ndarray
+    partner_ids: dict[str, int]
+
+    @classmethod
+    def build(cls, index: TenantIndex) -> "_Axes":
+        n = len(index)
+        plan_ids = {p: c for c, p in enumerate(index.by_plan)}
+        partner_ids = {p: c for c, p in enumerate(index.by_partner)}
+        plans = np.full(n, len(plan_ids), dtype=np.int32)
+        for p, positions in index.by_plan.items():
+            plans[positions] = plan_ids[p]
+        partners = np.full(n, len(partner_ids), dtype=np.int32)
+        for p, positions in index.by_partner.items():
+            partners[positions] = partner_ids[p]
+        return cls(plans, plan_ids, partners, partner_ids)
+
+
+# --------------------------------------------------------------------------- rollout buckets
+
+#: Below this many missing (tenant, key) pairs, hashing stays in one process.
+PARALLEL_HASH_MIN = 200_000
+_UNKNOWN = 255  # bucket not computed yet
+
+
+def _hash_buckets(prefixes: Sequence[bytes], positions: np.ndarray, key: str) -> bytes:
+    """``bucket(id, key)`` for the tenants at ``positions``, one byte each (the hot loop)."""
+    kb = key.encode("utf-8")
+    sha = hashlib.sha256
+    frm = int.from_bytes
+    return bytes([frm(sha(prefixes[i] + kb).digest(), "big") % 100 for i in positions.tolist()])
+
+
+class BucketCache:
+    """Rollout buckets of one inventory's tenants, per flag key, computed at most once.
+
+    A bucket depends only on (tenant id, key), so buckets stay valid across compiles: the
+    compiler saves the columns next to its output and loads them again (see ``bundles``);
+    missing entries (new tenants, new keys, tenants newly in scope) are hashed on demand.
+    """
+
+    def __init__(self, ids: Sequence[str]):
+        self.ids = list(ids)
+        self.columns: dict[str, np.ndarray] = {}
+        self.hashed = 0  # (tenant, key) pairs hashed by this process, for reports
+        self.changed = False
+        self._prefixes: Optional[list[bytes]] = None
+
+    def _prefix_list(self) -> list[bytes]:
+        if self._prefixes is None:
+            self._prefixes = [f"{i}:".encode("utf-8") for i in self.ids]
+        return self._prefixes
+
+    def column(self, key: str) -> np.ndarray:
+        col = self.columns.get(key)
+        if col is None:
+            col = self.columns[key] = np.full(len(self.ids), _UNKNOWN, dtype=np.uint8)
+        return col
+
+    def ensure(self, requests: Sequence[tuple[str, np.ndarray]]) -> None:
+        """Compute every missing bucket of the given (key, tenant positions), on all cores."""
+        work = []
+        for key, positions in requests:
+            col = self.column(key)
+            missing = positions[col[positions] == _UNKNOWN]
+            if len(missing):
+                work.append((key, missing))
+        total = sum(len(m) for _, m in work)
+        if not total:
+            return
+        prefixes = self._prefix_list()
+        shares = min(jobs(), max(1, total // (PARALLEL_HASH_MIN // 2))) if total >= PARALLEL_HASH_MIN else 1
+        parts = [(key, np.array_split(missing, shares)) for key, missing in work]
+
+        def run(share: int) -> list[bytes]:
+            return [_hash_buckets(prefixes, split[share], key) for key, split in parts]
+
+        for share, result in enumerate(fork_map(run, shares)):
+            for (key, split), data in zip(parts, result):
+                self.columns[key][split[share]] = np.frombuffer(data, dtype=np.uint8)
+        self.hashed += total
+        self.changed = True
+
+    def get(self, key: str, positions: np.ndarray) -> np.ndarray:
+        self.ensure([(key, positions)])
+        return self.columns[key][positions]
+
+
+# --------------------------------------------------------------------------- columns
+
+
+def _plain_scope(scope: Any) -> bool:
+    """True for the validated shape (a mapping of lists of strings) the fast path handles."""
+    if not isinstance(scope, Mapping):
+        return False
+    for axis in AXES:
+        values = scope.get(axis)
+        if values and not (isinstance(values, (list, tuple)) and all(isinstance(v, str) for v in values)):
+            return False
+    return True
+
+
+def _lookup(codes: dict[str, int], wanted: Iterable[str], values: np.ndarray) -> np.ndarray:
+    table = np.zeros(len(codes) + 1, dtype=bool)  # the last slot is "none": never matches
+    chosen = [codes[w] for w in wanted if w in codes]
+    table[chosen] = True
+    return table[values]
+
+
+def _scope_mask(scope: Mapping[str, Any], index: TenantIndex, environment: str) -> Optional[np.ndarray]:
+    """Tenants matching every non-empty axis (``matches_scope``); None means everyone."""
+    n = len(index)
+    envs = scope.get("environments") or ()
+    if envs and environment not in envs:
+        return np.zeros(n, dtype=bool)
+    mask: Optional[np.ndarray] = None
+    plans = scope.get("plans") or ()
+    if plans:
+        axes = index.axes()
+        mask = _lookup(axes.plan_ids, plans, axes.plan_codes)
+    slugs = scope.get("tenantSlugs") or ()
+    if slugs:
+        chosen = np.zeros(n, dtype=bool)
+        chosen[[index.by_slug[s] for s in slugs if s in index.by_slug]] = True
+        mask = chosen if mask is None else mask & chosen
+    partners = scope.get("partnerSlugs") or ()
+    if partners:
+        axes = index.axes()
+        chosen = _lookup(axes.partner_ids, partners, axes.partner_codes)
+        mask = chosen if mask is None else mask & chosen
+    return mask
+
+
+def _rollout_request(key: str, flag: Mapping[str, Any], index: TenantIndex,
+                     environment: str) -> Optional[tuple[str, np.ndarray]]:
+    """(key, positions) whose buckets a rollout flag needs, or None when it needs none."""
+    if flag.get("state") != "rollout" or not _plain_scope(flag.get("scope") or {}):
+        return None
+    pct = int(flag.get("pct") or 0)
+    if pct <= 0 or pct >= 100:
+        return None
+    mask = _scope_mask(flag.get("scope") or {}, index, environment)
+    positions = np.arange(len(index)) if mask is None else np.flatnonzero(mask)
+    return (key, positions) if len(positions) else None
+
+
+def flag_column(key: str, flag: Mapping[str, Any], index: TenantIndex, environment: str) -> np.ndarray:
+    """One flag for every tenant of the index, as a boolean array: ``evaluate`` vectorised."""
+    n = len(index)
+    state = flag.get("state")
+    if state == "on":
+        return np.ones(n, dtype=bool)
+    if state not in ("targeted", "rollout"):
+        return np.zeros(n, dtype=bool)
+    scope = flag.get("scope") or {}
+    if not _plain_scope(scope):  # never for validated input; keep the reference semantics anyway
+        probe = {**flag, "key": key}
+        return np.array([evaluate(probe, t, environment) for t in index.tenants], dtype=bool)
+    if state == "targeted":
+        if not has_any_scope(scope):
+            return np.zeros(n, dtype=bool)
+        mask = _scope_mask(scope, index, environment)
+        return np.ones(n, dtype=bool) if mask is None else mask
+    pct = int(flag.get("pct") or 0)
+    if pct <= 0:
+        return np.zeros(n, dtype=bool)
+    mask = _scope_mask(scope, index, environment)
+    if pct >= 100:
+        return np.ones(n, dtype=bool) if mask is None else mask
+    positions = np.arange(n) if mask is None else np.flatnonzero(mask)
+    column = np.zeros(n, dtype=bool)
+    if len(positions):
+        column[positions] = index.bucket_cache().get(key, positions) < pct
+    return column
+
+
+def evaluate_columns(flags: Mapping[str, Mapping[str, Any]], keys: Sequence[str], index: TenantIndex,
+                     environment: str) -> np.ndarray:
+    """The tenants x flags matrix (bool, one column per key in ``keys`` order).
+
+    The rollout buckets of every flag are computed first in one batch, so hashing spreads
+    over all cores.
+    """
+    requests = [r for r in (_rollout_request(k, flags[k], index, environment) for k in keys) if r]
+    if requests:
+        index.bucket_cache().ensure(requests)
+    matrix = np.zeros((len(index), len(keys)), dtype=bool)
+    for j, key in enumerate(keys):
+        matrix[:, j] = flag_column(key, flags[key], index, environment)
+    return matrix
+
+
+def enabled_tenants(key: str, flag: Mapping[str, Any], index: TenantIndex, environment: str) -> set[int]:
+    """Positions of the tenants for which the flag is on: ``evaluate`` for a whole inventory."""
+    return set(np.flatnonzero(flag_column(key, flag, index, environment)).tolist())
+
+
+def evaluate_matrix(flags: Mapping[str, Mapping[str, Any]], tenants: Sequence[Mapping[str, Any]],
+                    environment: str, index: Optional[TenantIndex] = None) -> dict[str, set[int]]:
+    """For every flag key, the positions of the tenants it is on for."""
+    index = index or TenantIndex.build(tenants)
+    keys = sorted(flags)
+    matrix = evaluate_columns(flags, keys, index, environment)
+    return {key: set(np.flatnonzero(matrix[:, j]).tolist()) for j, key in enumerate(keys)}
