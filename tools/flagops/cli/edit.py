@@ -119,9 +119,11 @@ def kill(env: Env, key: str, reason: Optional[str], commit: bool, publish: bool,
     if publish:
         if not (reason and environment and target):
             raise UsageError("--publish needs --reason, --env and --target")
-        outcome = editing.break_glass(env.root, key, reason=reason, environment=environment, target=target,
-                                      endpoint_url=endpoint_url, progress=terminal_progress("publish"),
-                                      warn=lambda message: err(f"warning: {message}"))
+        from ..breakglass import break_glass
+
+        outcome = break_glass(env.root, key, reason=reason, environment=environment, target=target,
+                              endpoint_url=endpoint_url, progress=terminal_progress("publish"),
+                              warn=lambda message: err(f"warning: {message}"))
         _show(outcome.edit, verb="killed", expected=KILL_WARNINGS)
         for line in outcome.report_lines():
             click.echo(line)

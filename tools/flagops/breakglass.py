@@ -1,0 +1,174 @@
+"""Break-glass: kill a flag, commit it, compile one environment and publish it at once.
+
+It sits at the top of the layering: it imports editing, compile and publish.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import os
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+from .editing import EditResult, _schemas, commit_file, flag_rel, kill_flag, kill_message, require_git_user
+from .errors import FlagopsError, UsageError
+from .loading import FLAGS_DIR
+from .validation import did_you_mean
+
+
+@dataclass
+class BreakGlassResult:
+    """What the emergency kill did: the edit, the commit, the publish, and how long each took."""
+
+    edit: EditResult
+    environment: str
+    target: str
+    commit: Optional[str]  # the kill commit (None when the flag was already off at HEAD)
+    revision: Optional[str]  # the revision published
+    publish: Any  # publish.PublishResult
+    push: list[str]  # the commands that bring the kill commit to the shared history
+    seconds: dict[str, float] = field(default_factory=dict)
+
+    def report_lines(self) -> list[str]:
+        p = self.publish
+        lines = [f"published {self.environment} revision {self.revision} to {self.target}: "
+                 f"{len(p.uploaded)} bundle(s) uploaded, {p.unchanged} unchanged "
+                 f"in {self.seconds.get('total', 0.0):.2f}s (commit {self.seconds.get('commit', 0.0):.2f}s, "
+                 f"compile {self.seconds.get('compile', 0.0):.2f}s, publish {self.seconds.get('publish', 0.0):.2f}s)"]
+        if self.commit:
+            lines += [f"the kill is commit {self.commit[:12]}; push it now:"]
+            lines += [f"  {command}" for command in self.push]
+            lines += ["until it is merged into the branch CI publishes from, the scheduled publish of "
+                      f"{self.environment} is refused (it does not contain revision {self.commit[:12]}) "
+                      "instead of turning the flag back on"]
+        return lines
+
+
+def _push_commands(repo: Any, key: str) -> list[str]:
+    try:
+        branch = repo.active_branch
+    except TypeError:  # detached HEAD
+        return [f"git push origin HEAD:refs/heads/kill-{key}   # then merge it into main"]
+    tracking = branch.tracking_branch()
+    if tracking is not None:
+        return [f"git push {tracking.remote_name} {branch.name}:{tracking.remote_head}",
+                f"(if {tracking.remote_head} is protected: git push {tracking.remote_name} "
+                f"{branch.name}:kill-{key}, and merge that pull request first)"]
+    remote = repo.remotes[0].name if repo.remotes else "origin"
+    return [f"git push {remote} {branch.name}"]
+
+
+def _unreviewed_commits(repo: Any) -> list[tuple[str, str]]:
+    """Commits of HEAD missing from its upstream branch, other than earlier kill commits.
+
+    Break-glass publishes HEAD; it must hold only reviewed history (what the upstream branch
+    has) plus kill commits, each changing one flag file (a rerun after a failed publish).
+    """
+    try:
+        upstream = repo.active_branch.tracking_branch()
+    except TypeError:  # detached HEAD
+        upstream = None
+    if upstream is None or not upstream.is_valid():
+        raise FlagopsError("nothing was changed: break-glass publishes your branch, which must track the "
+                           "shared main branch (it has no upstream)",
+                           hint="git switch main && git pull, then run the kill again")
+    out = []
+    for commit in repo.iter_commits(f"{upstream.path}..HEAD"):
+        files = list(commit.stats.files)
+        is_kill = (commit.summary.startswith("Kill ") and len(files) == 1
+                   and f"/{FLAGS_DIR}/" in f"/{files[0]}" and len(commit.parents) == 1)
+        if not is_kill:
+            out.append((commit.hexsha, commit.summary))
+    return out
+
+
+def break_glass(root: Path, key: str, *, reason: str, environment: str, target: str,
+                endpoint_url: Optional[str] = None, progress: Optional[Any] = None,
+                warn: Optional[Any] = None, today: Optional[_dt.date] = None) -> BreakGlassResult:
+    """Kill a flag, commit it, compile the committed tree for one environment and publish it now.
+
+    Checks first (before changing anything) that the target's published revision is part of the
+    local history: otherwise the publish would be refused after the commit, so the operator is
+    told to pull first. The compile uses a clean checkout of the new HEAD, so uncommitted work
+    in the working tree is never published.
+    """
+    import git
+
+    from .compile import MANIFEST, compile_project
+    from .publish import PublishOptions, check_revision, publish_environment
+    from .storage import join_key, open_target
+
+    started = time.monotonic()
+    schemas = _schemas(root)
+    if environment not in schemas.environments:
+        raise UsageError(f'unknown environment "{environment}"{did_you_mean(environment, schemas.environments)}; '
+                         f"known: {', '.join(schemas.environments)}")
+    try:
+        repo = git.Repo(root, search_parent_directories=True)
+        head = repo.head.commit.hexsha
+    except (git.InvalidGitRepositoryError, git.NoSuchPathError, ValueError):
+        raise FlagopsError(f"{root} is not a git repository with commits; break-glass commits the kill") from None
+    require_git_user(root)  # the commit must have an author: refuse before changing anything
+    store, prefix = open_target(target, endpoint_url=endpoint_url)
+    current = store.get(join_key(prefix, environment, MANIFEST))
+    published: Optional[str] = None
+    if current is not None:
+        try:
+            published = json.loads(current[0]).get("revision")
+        except (ValueError, AttributeError):
+            published = None
+    try:
+        check_revision(root, head, published, environment=environment, target=target)
+    except FlagopsError as exc:
+        raise FlagopsError(f"nothing was changed: the published {environment} revision is not in this "
+                           f"branch ({exc.message})",
+                           hint="git pull (fetch the published revision), then run the kill again") from None
+    unreviewed = _unreviewed_commits(repo)
+    if unreviewed:
+        shown = "; ".join(f"{sha[:12]} {subject}" for sha, subject in unreviewed[:5])
+        raise FlagopsError(f"nothing was changed: this branch has {len(unreviewed)} commit(s) that are not on its "
+                           f"upstream and would be published unreviewed with the kill ({shown})",
+                           hint="git switch main && git pull, then run the kill again")
+
+    path = root / flag_rel(key)
+    rel = os.path.relpath(path.resolve(), Path(repo.working_tree_dir or root).resolve())
+    if path.is_file() and repo.git.status("--porcelain", "--", rel).strip():
+        raise FlagopsError(f"nothing was changed: {rel} has uncommitted changes, which the kill commit would "
+                           "publish unreviewed", hint=f"git diff {rel}; commit or stash them, then run the kill again")
+    edit = kill_flag(root, key, today=today)
+    dirty = bool(repo.git.status("--porcelain", "--", rel).strip())
+    commit = commit_file(root, path, kill_message(key, reason)) if dirty else None
+    committed = time.monotonic()
+
+    work_tree = Path(repo.working_tree_dir or root).resolve()
+    try:
+        inner = Path(root).resolve().relative_to(work_tree)
+    except ValueError:
+        inner = Path(".")
+    with tempfile.TemporaryDirectory(prefix="flagops-breakglass-") as tmp:
+        checkout = Path(tmp) / "tree"
+        # The committed tree exactly: other uncommitted edits in the working tree stay out.
+        repo.git.worktree("add", "--detach", str(checkout), repo.head.commit.hexsha)
+        try:
+            out = Path(tmp) / "out"
+            compiled = compile_project(checkout / inner, environments=[environment], out=out)
+            revision = compiled.environments[0].revision
+            compile_done = time.monotonic()
+            options = PublishOptions(progress=progress, warn=warn)
+            result = publish_environment(out, environment, store, prefix, root=root, options=options,
+                                         target=target)
+        except FlagopsError as exc:
+            sha = repo.head.commit.hexsha
+            exc.message = (f"{exc.message}\nthe kill is committed locally ({sha[:12]}) but NOT published; "
+                           "run the same command again to publish it")
+            raise
+        finally:
+            repo.git.worktree("remove", "--force", str(checkout))
+    done = time.monotonic()
+    return BreakGlassResult(edit, environment, target, commit, revision, result, _push_commands(repo, key),
+                            {"commit": committed - started, "compile": compile_done - committed,
+                             "publish": done - compile_done, "total": done - started})
