@@ -340,3 +340,58 @@ def test_a_newline_never_passes_as_a_slug_or_key(repo, flagops) -> None:  # type
     assert run.code == 1
     assert run.out == ('flags/nl.yaml:5:17: error: scope.tenantSlugs[0] "acme\\n" does not match the pattern '
                        "^[a-z0-9][a-z0-9-]{0,62}$ (schema)\n")
+
+
+def test_validation_parses_each_valid_flag_once_into_the_model(repo) -> None:  # type: ignore[no-untyped-def]
+    from flagops.matrix import normalise_flag
+    from flagops.model import Flag, Scope, Tenant
+
+    mixed_repo(repo)
+    project, _, result = load_and_validate(repo.root)
+    assert result.errors
+    models = project.flag_models()
+    # Broken files are left out; the valid ones are typed, frozen and normalised once.
+    broken = {p.path for p in result.errors}
+    assert sorted(models) == sorted(s for s, d in project.flags.items() if d.path not in broken)
+    assert {"good_one", "good_two"} <= set(models) and "bad_pct" not in models
+    one, two = models["good_one"], models["good_two"]
+    assert one == Flag(key="good_one", description="A valid rollout", state="rollout", pct=10,
+                       scope=Scope(plans=("business",)))
+    assert two.pct is None and two.rollout_pct == 0 and two.scope.partner_slugs == ("nordcloud-it",)
+    with pytest.raises(AttributeError):
+        one.pct = 20  # type: ignore[misc]
+    for stem, flag in models.items():
+        assert flag.as_rule() == normalise_flag(project.flags[stem].data)
+    tenants = project.inventories["development"].tenant_models()
+    assert tenants[1] == Tenant("t_2", "helsinki-design", "business", "nordcloud-it")
+    assert [two.evaluate(t.as_mapping(), "development") for t in tenants] == [False, False]
+    everyone = Flag.from_mapping({**project.flags["good_one"].data, "pct": 100})
+    assert [everyone.evaluate(t.as_mapping(), "development") for t in tenants] == [False, True]
+
+
+@pytest.mark.parametrize("data", [
+    {"key": "a_b", "description": "x", "state": "maybe"},
+    {"key": "a_b", "description": "x", "state": "rollout"},
+    {"key": "a_b", "description": "x", "state": "rollout", "pct": True},
+    {"key": "a_b", "description": "x", "state": "on", "scope": {"plans": "free"}},
+    {"key": "a_b", "description": "x", "state": "on", "killed": ["no"]},
+])
+def test_the_model_refuses_what_validation_refuses(data: dict) -> None:
+    from flagops.model import Flag
+
+    with pytest.raises(ValueError):
+        Flag.from_mapping(data)
+
+
+def test_a_kill_record_is_read_only_and_round_trips() -> None:
+    from flagops.model import Flag
+
+    data = {"key": "a_b", "description": "x", "state": "off", "pct": 0,
+            "killed": {"reason": "errors", "at": "2026-12-01T21:00:00Z", "author": "ops@dezky.eu",
+                       "previous": {"state": "rollout", "pct": 40}}}
+    flag = Flag.from_mapping(data)
+    assert flag.killed is not None and flag.killed["previous"]["pct"] == 40
+    with pytest.raises(TypeError):
+        flag.killed["reason"] = "other"  # type: ignore[index]
+    assert flag.to_dict() == data
+    assert hash(flag) == hash(Flag.from_mapping({**data, "killed": None}))

@@ -23,6 +23,7 @@ from yaml.events import AliasEvent
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from .errors import SourceError
+from .model import Flag, Tenant
 from .problems import Problem
 
 FLAGS_DIR = "flags"
@@ -464,11 +465,18 @@ class Inventory:
     document: Optional[Document]
     path: str
     override: bool = False  # given with --tenants rather than read from the repository
+    _models: Optional[tuple[Tenant, ...]] = field(default=None, repr=False, compare=False)
 
     @property
     def tenants(self) -> list[dict[str, Any]]:
         data = self.document.data if self.document else None
         return data if isinstance(data, list) else []
+
+    def tenant_models(self) -> tuple[Tenant, ...]:
+        """The tenants as :class:`Tenant` values (built once); for a validated inventory."""
+        if self._models is None:
+            self._models = Tenant.many(self.tenants)
+        return self._models
 
 
 @dataclass
@@ -479,10 +487,28 @@ class Project:
     flags: dict[str, Document] = field(default_factory=dict)  # file stem -> document
     inventories: dict[str, Inventory] = field(default_factory=dict)  # environment -> inventory
     problems: list[Problem] = field(default_factory=list)
+    #: Set by validation: the flags whose files have no error, keyed by file stem.
+    models: Optional[dict[str, Flag]] = None
 
     def flag_data(self) -> dict[str, dict[str, Any]]:
         """Flag definitions keyed by file stem, for documents that parsed to a mapping."""
         return {k: d.data for k, d in sorted(self.flags.items()) if isinstance(d.data, dict)}
+
+    def flag_models(self) -> dict[str, Flag]:
+        """The flags as :class:`Flag` values, keyed by file stem, sorted.
+
+        After validation, the flags whose files have no error; before it, every definition
+        that parses as a flag (one that does not is left out).
+        """
+        if self.models is not None:
+            return self.models
+        out: dict[str, Flag] = {}
+        for stem, data in self.flag_data().items():
+            try:
+                out[stem] = Flag.from_mapping(data, key=stem)
+            except ValueError:
+                continue
+        return out
 
 
 def load_flags(source: Source, project: Project) -> None:

@@ -18,6 +18,7 @@ from jsonschema.exceptions import ValidationError
 
 from flagops_client.evaluation import AXES, has_any_scope
 
+from .model import Flag
 from .loading import Document, FsSource, JsonPath, Project, SCHEMA_DIR, load_override, load_project, read_tenants_source
 from .problems import Problem, Result
 from .schemas import Schemas
@@ -289,7 +290,22 @@ def validate_project(project: Project, schemas: Schemas, *, today: Optional[_dt.
         result.problems = [p for p in result.problems
                            if p.rule != "schema" or (p.path, p.line, p.col) not in refused]
     result.problems = result.sorted()
+    project.models = _flag_models(project, result)
     return result
+
+
+def _flag_models(project: Project, result: Result) -> dict[str, Flag]:
+    """Each flag whose file has no error, parsed once into its typed form."""
+    broken = {p.path for p in result.errors}
+    models: dict[str, Flag] = {}
+    for stem, doc in sorted(project.flags.items()):
+        if doc.path in broken or not isinstance(doc.data, dict):
+            continue
+        try:
+            models[stem] = Flag.from_mapping(doc.data, key=stem)
+        except ValueError:  # a schema that allows more than the model (an operator's edit)
+            continue
+    return models
 
 
 def load_and_validate(root: Path, *, tenants: Optional[str] = None, environment: Optional[str] = None,
