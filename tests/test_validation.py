@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -239,21 +241,59 @@ def test_bad_file_types_never_raise(repo, flagops) -> None:  # type: ignore[no-u
 
 
 def test_the_shipped_repository_is_valid(flagops) -> None:  # type: ignore[no-untyped-def]
+    """Whatever operators keep in flags/ and tenants/: valid, one model per file, no tenant twice."""
     run = flagops("validate", root=ROOT)
-    assert (run.code, run.out) == (0, "")
-    keys = sorted(p.stem for p in (ROOT / "flags").glob("*.yaml"))
-    assert keys == sorted(["jmap_native_v2", "gdpr_export_v2", "new_billing_engine", "activesync_mobile",
-                           "ocis_spaces_v2", "collabora_editing", "zulip_chat", "video_meetings",
-                           "partner_whitelabel", "dkim_auto_rotation"])
-    project, _, _ = load_and_validate(ROOT)
-    sizes = {env: len(inv.tenants) for env, inv in project.inventories.items()}
-    assert sizes == {"development": 5, "staging": 20, "production": 200}
-    production = project.inventories["production"].tenants
-    plans = [t["plan"] for t in production]
-    assert plans.count("free") + plans.count("starter") > len(plans) / 2
-    assert sum(1 for t in production if t.get("partnerSlug")) >= 10
-    states = [project.flags[k].data["state"] for k in keys]
-    assert states.count("off") > len(states) / 2
+    assert (run.code, run.out) == (0, ""), run.err
+    project, schemas, result = load_and_validate(ROOT)
+    assert not result.errors
+    assert set(project.flag_models()) == {p.stem for p in (ROOT / "flags").glob("*.yaml")}
+    assert set(project.inventories) <= set(schemas.environments)
+    for inventory in project.inventories.values():
+        tenants = inventory.tenant_models()
+        assert len({t.id for t in tenants}) == len({t.slug for t in tenants}) == len(tenants)
+
+
+def _git(cwd: Path, *args: str) -> str:
+    env = {**os.environ, "GIT_AUTHOR_NAME": "Ops", "GIT_AUTHOR_EMAIL": "ops@dezky.eu",
+           "GIT_COMMITTER_NAME": "Ops", "GIT_COMMITTER_EMAIL": "ops@dezky.eu"}
+    return subprocess.run(["git", *args], cwd=cwd, env=env, check=True, capture_output=True, text=True).stdout
+
+
+def test_an_operators_change_passes_in_a_clone(flagops, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """The operator's path on a copy of this repository's data: a new flag and a new tenant."""
+    origin = tmp_path / "origin"
+    for part in ("flags", "tenants", "schema"):
+        shutil.copytree(ROOT / part, origin / part)
+    _git(origin, "init", "-q", "-b", "main")
+    _git(origin, "add", ".")
+    _git(origin, "commit", "-q", "-m", "Shipped data")
+    clone = tmp_path / "clone"
+    _git(tmp_path, "clone", "-q", str(origin), str(clone))
+    _git(clone, "switch", "-q", "-c", "gdpr-v3")
+
+    assert flagops("new", "gdpr_export_v3", "--description", "GDPR export, v3", "--owner",
+                   "platform@dezky.eu", root=clone).code == 0
+    inventories = sorted((clone / "tenants").glob("*.yaml"))
+    assert inventories, "the shipped data has no YAML inventory to append to"
+    inventory = inventories[0]
+    env = inventory.stem
+    with inventory.open("a", encoding="utf-8") as fh:
+        fh.write("- id: t_operator_added\n  slug: zz-operator-added\n  plan: business\n")
+    run = flagops("set", "gdpr_export_v3", "--state", "targeted", "--add-tenant", "zz-operator-added",
+                  root=clone)
+    assert run.code == 0, run.err
+    _git(clone, "add", ".")
+    _git(clone, "commit", "-q", "-m", "GDPR export v3 for the new tenant")
+
+    run = flagops("validate", root=clone)
+    assert (run.code, run.out) == (0, ""), run.err
+    run = flagops("compile", "--out", str(tmp_path / "dist"), root=clone)
+    assert run.code == 0, run.err
+    bundle = json.loads((tmp_path / "dist" / env / "tenants" / "zz-operator-added.json").read_text())
+    assert bundle["flags"]["gdpr_export_v3"] is True
+    run = flagops("plan", "--base", "origin/main", "--format", "json", root=clone)
+    assert run.code == 0, run.err
+    assert "zz-operator-added" in run.out and "gdpr_export_v3" in run.out
 
 
 # --------------------------------------------------------------------------- schemas
