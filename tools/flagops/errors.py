@@ -44,3 +44,54 @@ class InvalidInputError(FlagopsError):
 
 class SourceError(FlagopsError):
     """A tenant inventory or other input could not be fetched or read."""
+
+
+class RiskyChangeError(FlagopsError):
+    """A risky edit (see ``flagops plan``'s risk checks) was not confirmed; nothing was written."""
+
+
+# --- object storage and publishing -----------------------------------------------------------
+
+
+class StorageError(FlagopsError):
+    """The object store failed (after retries) or refused an operation."""
+
+
+class PreconditionFailed(StorageError):
+    """A conditional write lost: the object changed since its ETag was read."""
+
+
+class ConditionalWritesUnsupported(StorageError):
+    """The store rejects conditional requests (If-Match / If-None-Match on PUT)."""
+
+
+class TransientError(StorageError):
+    """A failure worth retrying: throttling, a 5xx, a dropped connection."""
+
+
+class PublishError(FlagopsError):
+    """A publish was refused or could not complete; the message says what the store holds."""
+
+
+class RaceLostError(PublishError):
+    """Another publish moved the manifest (or the head) first."""
+
+
+class PublishInProgress(PublishError):
+    """Another, live publish of the same environment holds the lock."""
+
+
+class LockLost(PublishError):
+    """This run no longer holds the publish lock (taken over, or not renewed in time): it stopped."""
+
+
+class PublishIncomplete(PublishError):
+    """Uploads failed or the run was interrupted part-way; the next publish completes the work."""
+
+
+class RollbackRefused(PublishError):
+    """Publishing this revision would roll the published one back (or cannot be checked)."""
+
+
+class CompiledOutputInvalid(InvalidInputError):
+    """A compiled output directory (``publish --from``) fails its schemas or its digests."""
