@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from flagops import bundles, compile as comp, matrix
+from flagops import bundles, compile_state, layout, matrix
 from flagops.compile import compile_project
 from flagops.matrix import BucketCache, TenantIndex, enabled_tenants
 from flagops_client.evaluation import bucket, evaluate, evaluate_all
@@ -78,10 +78,10 @@ def test_bundles_are_byte_identical_to_the_reference(tmp_path: Path, data: dict[
         expected = reference_bundle(flags, tenant)
         got = (out / ENV / "tenants" / f"{tenant['slug']}.json").read_bytes()
         assert got == expected
-        assert got == comp.dumps(comp.bundle_document(ENV, tenant["slug"], evaluate_all(flags, tenant, ENV)))
+        assert got == layout.dumps(layout.bundle_document(ENV, tenant["slug"], evaluate_all(flags, tenant, ENV)))
         assert manifest["tenants"][tenant["slug"]] == "sha256:" + hashlib.sha256(expected).hexdigest()
     # The manifest is spliced together by hand: it must still be the canonical dumps.
-    assert (out / ENV / "manifest.json").read_bytes() == comp.dumps(manifest)
+    assert (out / ENV / "manifest.json").read_bytes() == layout.dumps(manifest)
 
 
 def test_enabled_tenants_equals_evaluate_on_benchmark_data(data: dict[str, Any]) -> None:
@@ -98,8 +98,6 @@ def test_parallel_paths_give_the_same_bytes(tmp_path: Path, data: dict[str, Any]
     compile_project(data["root"], out=tmp_path / "one")
     monkeypatch.setenv("FLAGOPS_JOBS", "2")
     monkeypatch.setattr(matrix, "PARALLEL_HASH_MIN", 100)
-    monkeypatch.setattr(bundles, "PARALLEL_WRITE_MIN", 100)
-    monkeypatch.setattr(bundles, "WRITE_JOBS", 2)
     compile_project(data["root"], out=tmp_path / "two")
     assert tree(tmp_path / "one" / ENV) == tree(tmp_path / "two" / ENV)
 
@@ -166,7 +164,7 @@ def test_damaged_output_or_state_is_rebuilt_not_trusted(tmp_path: Path) -> None:
     (out / ENV / "tenants" / "stray.json").write_text("{}")
     assert compile_project(root, out=out).environments[0].rewritten == 400  # full rebuild
     assert tree(out / ENV) == expected
-    _, state = bundles.cache_paths(out, ENV)
+    _, state = compile_state.cache_paths(out, ENV)
     state.write_bytes(state.read_bytes()[:-10])  # truncated: its checksum fails
     assert compile_project(root, out=out).environments[0].rewritten == 400
     assert tree(out / ENV) == expected
@@ -203,13 +201,13 @@ def test_bucket_cache_follows_tenants_by_id_and_ignores_damage(tmp_path: Path) -
     path = tmp_path / "buckets"
     cache = BucketCache(["a", "b", "c"])
     cache.ensure([("k", np.arange(3))])
-    bundles.save_buckets(cache, path, ["k"])
-    loaded = bundles.load_buckets(path, ["c", "x", "a"])
+    compile_state.save_buckets(cache, path, ["k"])
+    loaded = compile_state.load_buckets(path, ["c", "x", "a"])
     assert loaded.columns["k"].tolist() == [bucket("c", "k"), 255, bucket("a", "k")]
     assert loaded.get("k", np.arange(3)).tolist() == [bucket(i, "k") for i in ("c", "x", "a")]
     assert loaded.hashed == 1  # only the new tenant
     path.write_bytes(path.read_bytes().replace(b'"a"', b'"z"'))
-    assert bundles.load_buckets(path, ["a", "b", "c"]).columns == {}
+    assert compile_state.load_buckets(path, ["a", "b", "c"]).columns == {}
 
 
 def test_benchmark_runner_on_a_tiny_size(tmp_path: Path) -> None:

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 from flagops.catalog import HISTORY_CAP, build_catalog
-from flagops.compile import dumps
+from flagops.layout import dumps
 from test_history import ALICE, BOB, CAROL, TENANTS, GitRepo
 
 

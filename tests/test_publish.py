@@ -15,7 +15,8 @@ import git
 import pytest
 import yaml
 
-from flagops.compile import compile_project, digest
+from flagops.compile import compile_project
+from flagops.layout import digest
 from flagops.publish import (FAULT_ENV, PublishError, PublishInProgress, PublishOptions, RaceLostError,
                              publish_environment)
 from flagops.storage import FileStore, ObjectStore, Retry, S3Store, retrying

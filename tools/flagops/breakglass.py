@@ -98,7 +98,8 @@ def break_glass(root: Path, key: str, *, reason: str, environment: str, target: 
     """
     import git
 
-    from .compile import MANIFEST, compile_project
+    from .compile import compile_project
+    from .layout import MANIFEST
     from .publish import PublishOptions, check_revision, publish_environment
     from .storage import join_key, open_target
 

@@ -1,166 +1,38 @@
-"""Render, write and update the bundles of one environment, fast and incrementally.
+"""Render and stage the output of one environment: a full build aside, or an in-place update.
 
-The whole tenants x flags matrix is evaluated with numpy (:func:`evaluate_columns`), packed
-to bits, and each bundle is assembled from precomputed pieces covering 8 flags at a time, so
-the bytes equal ``dumps(bundle_document(...))`` without building a dict per tenant. Bundles
-are hashed (rollout buckets) on all cores and written by one process.
+The whole tenants x flags matrix is evaluated with numpy (:mod:`flagops.matrix`), packed to
+bits, and each bundle is assembled from precomputed pieces (:class:`flagops.layout.BundleRenderer`).
+Staging never touches the live output; the caller commits every environment's staging at
+once (:mod:`flagops.compile`), so that a failure anywhere leaves all the previous output.
 
-Next to the output, two hidden files per environment remember what the last compile did:
-
-* ``OUT/.flagops-<env>.buckets``: rollout buckets per (tenant id, key); a bucket never
-  changes, so a recompile hashes only new tenants and new rollout keys;
-* ``OUT/.flagops-<env>.state``: the flag keys, tenant slugs, every tenant's packed row and
-  the digest of the manifest written. When the manifest on disk still has that digest and the
-  directory holds exactly the expected files, a recompile rewrites only the bundles whose row
-  changed (staged first, then renamed into place, undone on error); any mismatch means
-  a full build aside and a swap, as for a first compile.
+A recompile updates in place when the previous output is intact, as recorded in the state file
+(:mod:`flagops.compile_state`): the same flag keys, the manifest written then, exactly the
+expected files. It then rewrites the bundles whose row changed, and also every bundle whose
+bytes may differ from what the last compile wrote: the size of every bundle is compared, and
+a bundle whose inode changed since the state was saved (its ctime, which ``touch`` cannot set
+back, is not older than the state file's) is read and compared with the recorded digest.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 import os
-import re
 import shutil
-import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping, Optional, Sequence
 
 import numpy as np
 
-from .matrix import BucketCache, TenantIndex, evaluate_columns
-from .parallel import fork_map, jobs
-
-STATE_VERSION = 1
-_MAGIC = b"FLAGOPS-STATE 1\n"
-#: Processes that write bundles. One: creating files in one directory serialises on the
-#: directory's lock, and measured here two writers spent 2-4x the system time of one for
-#: the same files; rendering and hashing a bundle costs a few microseconds, a create far more.
-WRITE_JOBS = 1
-#: Below this many bundles, writing stays in one process even with WRITE_JOBS > 1.
-PARALLEL_WRITE_MIN = 5_000
+from .compile_state import State, cache_paths, load_buckets, load_state, save_buckets_if_needed, save_state
+from .fsutil import staging_directory
+from .layout import (BUNDLES_DIR, ENVIRONMENT_FILES, MANIFEST, RULES, SNAPSHOT, BundleRenderer, dumps,
+                     manifest_bytes, pack, rules_document, snapshot_bytes)
+from .matrix import TenantIndex, evaluate_columns
 
 Progress = Callable[[int, int, str], None]
-_PLAIN = re.compile(r'[^"\\\x00-\x1f\x7f]*')
 
-
-def _json_str(value: str) -> bytes:
-    if _PLAIN.fullmatch(value):
-        return b'"' + value.encode("utf-8") + b'"'
-    return json.dumps(value, ensure_ascii=False).encode("utf-8")
-
-
-def cache_paths(out: Path, environment: str) -> tuple[Path, Path]:
-    """(buckets file, state file) of one environment's output."""
-    return out / f".flagops-{environment}.buckets", out / f".flagops-{environment}.state"
-
-
-# --------------------------------------------------------------------------- small binary files
-
-
-def write_blob(path: Path, meta: Mapping[str, Any], payload: bytes) -> None:
-    """A header line, one JSON line (with the payload's sha256), the payload; atomically."""
-    head = dict(meta, length=len(payload), check=hashlib.sha256(payload).hexdigest())
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "wb") as fh:
-        fh.write(_MAGIC + json.dumps(head, sort_keys=True).encode("utf-8") + b"\n")
-        fh.write(payload)
-    os.replace(tmp, path)
-
-
-def read_blob(path: Path) -> Optional[tuple[dict[str, Any], bytes]]:
-    """(meta, payload) of a file from :func:`write_blob`, or None if absent or damaged."""
-    try:
-        raw = path.read_bytes()
-    except OSError:
-        return None
-    if not raw.startswith(_MAGIC):
-        return None
-    end = raw.find(b"\n", len(_MAGIC))
-    try:
-        meta = json.loads(raw[len(_MAGIC):end])
-    except ValueError:
-        return None
-    payload = raw[end + 1:]
-    if (not isinstance(meta, dict) or meta.get("length") != len(payload)
-            or meta.get("check") != hashlib.sha256(payload).hexdigest()):
-        return None
-    return meta, payload
-
-
-def save_buckets(cache: BucketCache, path: Path, keys: Sequence[str]) -> None:
-    chosen = sorted(k for k in keys if k in cache.columns)
-    table = b"".join(cache.columns[k].tobytes() for k in chosen)
-    ids = json.dumps(cache.ids).encode("utf-8")
-    write_blob(path, {"kind": "buckets", "keys": chosen, "ids": len(ids)}, ids + table)
-
-
-def load_buckets(path: Path, ids: Sequence[str]) -> BucketCache:
-    """The saved buckets re-keyed to ``ids`` (tenants matched by id); empty if unusable."""
-    cache = BucketCache(ids)
-    blob = read_blob(path)
-    if blob is None:
-        return cache
-    meta, payload = blob
-    keys, cut = meta.get("keys"), meta.get("ids")
-    if meta.get("kind") != "buckets" or not isinstance(keys, list) or not isinstance(cut, int):
-        return cache
-    try:
-        old_ids = json.loads(payload[:cut])
-    except ValueError:
-        return cache
-    table = np.frombuffer(payload, dtype=np.uint8, offset=cut)
-    if not isinstance(old_ids, list) or table.size != len(keys) * len(old_ids):
-        return cache
-    table = table.reshape(len(keys), len(old_ids))
-    if old_ids == cache.ids:
-        for key, row in zip(keys, table):
-            cache.columns[key] = row.copy()
-        return cache
-    where = {tid: i for i, tid in enumerate(old_ids)}
-    old_pos = np.fromiter((where.get(tid, -1) for tid in cache.ids), dtype=np.int64, count=len(cache.ids))
-    found = old_pos >= 0
-    for key, row in zip(keys, table):
-        col = np.full(len(cache.ids), 255, dtype=np.uint8)
-        col[found] = row[old_pos[found]]
-        cache.columns[key] = col
-    cache.changed = True
-    return cache
-
-
-# --------------------------------------------------------------------------- bundle bytes
-
-
-class BundleRenderer:
-    """Assembles bundle bytes from packed rows: one lookup per 8 flags."""
-
-    def __init__(self, environment: str, keys: Sequence[str], schema_version: int):
-        self.head = b'{"environment":' + _json_str(environment) + b',"flags":{'
-        self.mid = b'},"schemaVersion":' + str(schema_version).encode() + b',"tenant":'
-        groups = [keys[c:c + 8] for c in range(0, len(keys), 8)]
-        flat: list[bytes] = []
-        for group in groups:
-            off = [_json_str(k) + b":false" for k in group]
-            on = [_json_str(k) + b":true" for k in group]
-            for v in range(256):
-                flat.append(b",".join(on[b] if v >> b & 1 else off[b] for b in range(len(group)))
-                            if v < 1 << len(group) else b"")
-        self.flat = flat
-        self.offsets = np.arange(len(groups), dtype=np.intp) * 256
-
-    def indices(self, packed: np.ndarray) -> np.ndarray:
-        return packed.astype(np.intp) + self.offsets
-
-    def bundle(self, row: Sequence[int], slug: str) -> bytes:
-        return b"".join((self.head, b",".join(map(self.flat.__getitem__, row)), self.mid,
-                         _json_str(slug), b"}\n"))
-
-
-def pack(matrix: np.ndarray) -> np.ndarray:
-    """Rows of bits, flag j of a row at bit j % 8 of byte j // 8."""
-    return np.packbits(matrix, axis=1, bitorder="little")
+__all__ = ["Staged", "stage_environment"]
 
 
 def _write_file(path: str, data: bytes) -> None:
@@ -174,267 +46,259 @@ def _write_file(path: str, data: bytes) -> None:
 
 
 def write_bundles(renderer: BundleRenderer, packed: np.ndarray, slugs: Sequence[str], positions: np.ndarray,
-                  directory: Path, environment: str, progress: Optional[Progress] = None) -> list[bytes]:
-    """Write the bundles of the tenants at ``positions`` into ``directory``; their sha256 digests."""
+                  directory: Path, environment: str, progress: Optional[Progress] = None
+                  ) -> tuple[list[bytes], np.ndarray]:
+    """Write the bundles of the tenants at ``positions`` into ``directory``: (sha256 digests, sizes)."""
     total = len(positions)
-    shares = min(WRITE_JOBS, jobs(), max(1, total // PARALLEL_WRITE_MIN))
-    bounds = np.linspace(0, total, shares + 1).astype(int)
     base = str(directory)
-
-    def run(share: int) -> bytes:
-        chosen = positions[bounds[share]:bounds[share + 1]]
-        rows = renderer.indices(packed[chosen]).tolist()
-        out = []
-        sha = hashlib.sha256
-        step = max(1, len(rows) // 50)
-        for n, (row, p) in enumerate(zip(rows, chosen.tolist())):
-            slug = slugs[p]
-            data = renderer.bundle(row, slug)
-            _write_file(f"{base}/{slug}.json", data)
-            out.append(sha(data).digest())
-            if progress and share == 0 and n % step == 0:
-                progress(min(total, n * shares), total, environment)
-        return b"".join(out)
-
-    digests: list[bytes] = []
-    for blob in fork_map(run, shares):
-        digests.extend(blob[i:i + 32] for i in range(0, len(blob), 32))
+    rows = packed[positions].tobytes()
+    width = packed.shape[1]
+    bundle = renderer.bundle
+    sha = hashlib.sha256
+    digests = []
+    sizes = np.zeros(total, dtype=np.uint32)
+    step = max(1, total // 50)
+    for n, p in enumerate(positions.tolist()):
+        slug = slugs[p]
+        data = bundle(rows[n * width:(n + 1) * width], slug)
+        _write_file(f"{base}/{slug}.json", data)
+        digests.append(sha(data).digest())
+        sizes[n] = len(data)
+        if progress and n % step == 0:
+            progress(n, total, environment)
     if progress and total:
         progress(total, total, environment)
-    return digests
+    return digests, sizes
 
 
-# --------------------------------------------------------------------------- one environment
+def evaluate_and_write(rules: Mapping[str, Mapping[str, Any]], keys: Sequence[str], index: TenantIndex,
+                       environment: str, renderer: BundleRenderer, slugs: Sequence[str], directory: Path,
+                       progress: Optional[Progress] = None
+                       ) -> tuple[np.ndarray, list[bytes], np.ndarray, dict[str, int]]:
+    """Evaluate every tenant and write every bundle: (packed rows, digests, sizes, tenants on per key)."""
+    matrix = evaluate_columns(rules, keys, index, environment)
+    packed = pack(matrix)
+    digests, sizes = write_bundles(renderer, packed, slugs, np.arange(len(slugs)), directory, environment,
+                                   progress)
+    return packed, digests, sizes, dict(zip(keys, matrix.sum(axis=0).tolist()))
 
 
 @dataclass
-class Rendered:
-    """What rendering one environment produced (before its result object is built)."""
+class Staged:
+    """One environment's new output, ready to be committed (or discarded).
 
+    A full build (``build`` set) is a complete tree that the caller swaps in; an update
+    (``update`` set) renames its staged files into the live directory on :meth:`commit`
+    and can put the previous files back with :meth:`undo`.
+    """
+
+    environment: str
+    target: Path
     keys: list[str]
     enabled: dict[str, int]
-    rewritten: int  # bundle files written by this compile
-    incremental: bool
+    rewritten: int  # bundle files this compile writes
+    repaired: int  # of those, bundles whose file differed from what the last compile wrote
     hashed: int  # rollout (tenant, key) pairs hashed by this compile
+    state: State
+    build: Optional[Path] = None
+    update: Optional["_Update"] = None
+    _after: list[Callable[[], None]] = field(default_factory=list, repr=False)
+
+    @property
+    def incremental(self) -> bool:
+        return self.update is not None
+
+    def commit(self) -> None:
+        if self.update is not None:
+            self.update.commit()
+
+    def undo(self) -> None:
+        if self.update is not None:
+            self.update.undo()
+
+    def discard(self) -> None:
+        """Remove what staging left (call after commit, or instead of it)."""
+        for path in (self.build, self.update.stage if self.update else None):
+            if path is not None:
+                shutil.rmtree(path, ignore_errors=True)
+
+    def save(self, out: Path) -> None:
+        """Record the committed output in the state and buckets files."""
+        _, state_path = cache_paths(out, self.environment)
+        save_state(state_path, self.environment, self.state)
+        for step in self._after:
+            step()
 
 
-def manifest_bytes(dumps: Callable[[Any], bytes], environment: str, revision: Optional[str],
-                   keys: Sequence[str], slugs: Sequence[str], digests: Sequence[bytes],
-                   schema_version: int) -> bytes:
-    """``dumps`` of the manifest, with the (large) tenants object joined directly.
+class _Update:
+    """Changed files staged beside the output; renamed into place, with an undo."""
 
-    "tenants" sorts last among the manifest's keys, so the document is the small part's
-    canonical JSON with the tenants object spliced in before the closing brace.
+    def __init__(self, target: Path, stage: Path, names: list[str], removed: Sequence[str],
+                 previous: Callable[[str], Optional[bytes]]):
+        self.target, self.stage, self.names, self.removed, self.previous = target, stage, names, removed, previous
+        self.done: list[str] = []  # slugs whose file was replaced, created or deleted
+        self.swapped: list[str] = []
+
+    def commit(self) -> None:
+        bundles = f"{self.target}/{BUNDLES_DIR}"
+        for name in self.names:
+            os.replace(f"{self.stage}/{name}", f"{bundles}/{name}")
+            self.done.append(name[:-5])
+        for slug in self.removed:
+            os.unlink(f"{bundles}/{slug}.json")
+            self.done.append(slug)
+        for name in ENVIRONMENT_FILES:  # the manifest last
+            os.link(self.target / name, self.stage / f".old-{name}")
+            os.replace(self.stage / f".{name}", self.target / name)
+            self.swapped.append(name)
+
+    def undo(self) -> None:
+        for name in reversed(self.swapped):
+            os.replace(self.stage / f".old-{name}", self.target / name)
+        bundles = f"{self.target}/{BUNDLES_DIR}"
+        for slug in reversed(self.done):
+            old = self.previous(slug)
+            path = f"{bundles}/{slug}.json"
+            if old is None:
+                os.unlink(path)
+            else:
+                _write_file(f"{self.stage}/.undo", old)
+                os.replace(f"{self.stage}/.undo", path)
+        self.done, self.swapped = [], []
+
+
+def _suspects(previous: State, target: Path) -> Optional[np.ndarray]:
+    """Positions (in ``previous.slugs``) of bundles whose bytes may not be what was written.
+
+    None when the output cannot be updated in place: a manifest other than the one recorded,
+    a missing or extra file.
     """
-    small = dumps({"schemaVersion": schema_version, "environment": environment, "revision": revision,
-                   "flags": list(keys)})
-    order = sorted(range(len(slugs)), key=slugs.__getitem__)
-    hexes = b"".join(digests).hex()
-    if _PLAIN.fullmatch("".join(slugs)):  # the usual case: no slug needs escaping
-        body = ",".join([f'"{slugs[i]}":"sha256:{hexes[64 * i:64 * i + 64]}"' for i in order]).encode("utf-8")
-    else:
-        body = b",".join([_json_str(slugs[i]) + f':"sha256:{hexes[64 * i:64 * i + 64]}"'.encode() for i in order])
-    return small[:-2] + b',"tenants":{' + body + b"}}\n"
-
-
-def _previous(state_path: Path, target: Path, environment: str, keys: Sequence[str]
-              ) -> Optional[tuple[list[str], np.ndarray, list[bytes]]]:
-    """(slugs, packed rows, raw digests) of the previous output when it can be updated in place."""
-    blob = read_blob(state_path)
-    if blob is None:
-        return None
-    meta, payload = blob
-    if (meta.get("kind") != "state" or meta.get("version") != STATE_VERSION
-            or meta.get("environment") != environment or meta.get("keys") != list(keys)):
-        return None
     try:
-        manifest_raw = (target / "manifest.json").read_bytes()
-        if hashlib.sha256(manifest_raw).hexdigest() != meta.get("manifest"):
+        if sorted(os.listdir(target)) != sorted([BUNDLES_DIR, *ENVIRONMENT_FILES]):
             return None
-        if sorted(os.listdir(target)) != ["manifest.json", "rules.json", "tenants"]:
+        if hashlib.sha256((target / MANIFEST).read_bytes()).hexdigest() != previous.manifest:
             return None
-        # A bundle touched after the state was saved (a hand edit) is not trusted: rebuild.
-        saved = state_path.stat().st_mtime_ns
-        names = []
-        with os.scandir(target / "tenants") as entries:
+        where = {f"{s}.json": i for i, s in enumerate(previous.slugs)}
+        seen = np.zeros(len(where), dtype=bool)
+        sizes = previous.sizes
+        suspects = []
+        with os.scandir(target / BUNDLES_DIR) as entries:
             for entry in entries:
-                if entry.stat().st_mtime_ns > saved:
+                i = where.get(entry.name)
+                if i is None or seen[i]:
                     return None
-                names.append(entry.name)
+                seen[i] = True
+                st = entry.stat(follow_symlinks=False)
+                if st.st_size != sizes[i]:
+                    suspects.append(i)
+                elif st.st_ctime_ns >= previous.written_ns:  # changed since the state was saved
+                    with open(entry.path, "rb") as fh:
+                        if hashlib.sha256(fh.read()).digest() != previous.digests[i]:
+                            suspects.append(i)
+        if not seen.all():
+            return None
     except OSError:
         return None
-    cut, width = meta.get("slugs"), meta.get("width")
-    if not isinstance(cut, int) or not isinstance(width, int):
-        return None
-    slugs = json.loads(payload[:cut])
-    n = len(slugs)
-    if width != (len(keys) + 7) // 8 or len(payload) != cut + n * (width + 32):
-        return None
-    packed = np.frombuffer(payload, dtype=np.uint8, offset=cut, count=n * width).reshape(n, width)
-    raw = payload[cut + n * width:]
-    digests = [raw[i:i + 32] for i in range(0, len(raw), 32)]
-    # Every expected bundle present and nothing else (a stray or missing file: rebuild).
-    if len(names) != n or set(names) != {f"{s}.json" for s in slugs}:
-        return None
-    return slugs, packed, digests
+    return np.array(suspects, dtype=np.int64)
 
 
-def _save_state(state_path: Path, environment: str, keys: Sequence[str], slugs: Sequence[str],
-                packed: np.ndarray, digests: Sequence[bytes], manifest: bytes) -> None:
-    names = json.dumps(list(slugs)).encode("utf-8")
-    write_blob(state_path, {"kind": "state", "version": STATE_VERSION, "environment": environment,
-                            "keys": list(keys), "slugs": len(names), "width": packed.shape[1],
-                            "manifest": hashlib.sha256(manifest).hexdigest()},
-               names + np.ascontiguousarray(packed).tobytes() + b"".join(digests))
-
-
-def render_full(flags: Mapping[str, Mapping[str, Any]], tenants: Sequence[Mapping[str, Any]],
-                environment: str, revision: Optional[str], directory: Path, *,
-                dumps: Callable[[Any], bytes], rules: bytes, schema_version: int,
-                index: Optional[TenantIndex] = None, progress: Optional[Progress] = None
-                ) -> tuple[Rendered, np.ndarray, list[bytes], bytes]:
-    """Write every bundle, rules and manifest into an empty ``directory``.
-
-    Returns (what was rendered, packed rows, bundle digests, manifest bytes).
-    """
-    keys = sorted(flags)
-    index = index or TenantIndex.build(tenants)
-    matrix = evaluate_columns(flags, keys, index, environment)
-    packed = pack(matrix)
-    renderer = BundleRenderer(environment, keys, schema_version)
-    slugs = [t["slug"] for t in tenants]
-    (directory / "tenants").mkdir(parents=True)
-    digests = write_bundles(renderer, packed, slugs, np.arange(len(slugs)), directory / "tenants",
-                            environment, progress)
-    _write_file(str(directory / "rules.json"), rules)
-    manifest = manifest_bytes(dumps, environment, revision, keys, slugs, digests, schema_version)
-    _write_file(str(directory / "manifest.json"), manifest)
-    enabled = dict(zip(keys, matrix.sum(axis=0).tolist()))
-    hashed = index.buckets.hashed if index.buckets is not None else 0
-    return Rendered(keys, enabled, len(slugs), False, hashed), packed, digests, manifest
-
-
-def _update_in_place(target: Path, out: Path, renderer: BundleRenderer, packed: np.ndarray,
-                     slugs: Sequence[str], changed: np.ndarray, removed: Sequence[str], rules: bytes,
-                     make_manifest: Callable[[list[bytes]], bytes], previous: Callable[[str], Optional[bytes]],
-                     environment: str, progress: Optional[Progress]) -> bytes:
-    """Stage the changed files, then rename them over the old ones; undo everything on error.
-
-    ``previous(slug)`` gives the bytes a bundle had (None for a new tenant): an undo rewrites
-    them, which spares a backup link per changed file (file creation is what costs here).
-    Returns the manifest written (``make_manifest`` gets the digests of the changed bundles).
-    """
-    stage = Path(tempfile.mkdtemp(prefix=f".{environment}.update-", dir=out))
-    try:
-        digests = write_bundles(renderer, packed, slugs, changed, stage, environment, progress)
-        manifest = make_manifest(digests)
-        _write_file(str(stage / ".rules.json"), rules)
-        _write_file(str(stage / ".manifest.json"), manifest)
-        for name in ("rules.json", "manifest.json"):
-            os.link(target / name, stage / f".old-{name}")
-        bundles = f"{target}/tenants"
-        names = [f"{slugs[p]}.json" for p in changed.tolist()]
-        done: list[str] = []  # slugs whose file was replaced, created or deleted
-        swapped: list[str] = []
-        try:
-            for name in names:
-                os.replace(f"{stage}/{name}", f"{bundles}/{name}")
-                done.append(name[:-5])
-            for slug in removed:
-                os.unlink(f"{bundles}/{slug}.json")
-                done.append(slug)
-            for name in ("rules.json", "manifest.json"):
-                os.replace(stage / f".{name}", target / name)
-                swapped.append(name)
-        except BaseException:
-            for name in reversed(swapped):
-                os.replace(stage / f".old-{name}", target / name)
-            for slug in reversed(done):
-                old = previous(slug)
-                path = f"{bundles}/{slug}.json"
-                if old is None:
-                    os.unlink(path)
-                else:
-                    _write_file(f"{stage}/.undo", old)
-                    os.replace(f"{stage}/.undo", path)
-            raise
-        return manifest
-    finally:
-        shutil.rmtree(stage, ignore_errors=True)
-
-
-def compile_environment(flags: Mapping[str, Mapping[str, Any]], tenants: Sequence[Mapping[str, Any]],
-                        environment: str, revision: Optional[str], out: Path, *,
-                        dumps: Callable[[Any], bytes], rules: bytes, schema_version: int,
-                        swap: Callable[[Path, Path], None], progress: Optional[Progress] = None) -> Rendered:
-    """Bring ``out/<environment>`` up to date, rewriting only what changed when possible."""
+def stage_environment(rules: Mapping[str, Mapping[str, Any]], tenants: Sequence[Mapping[str, Any]],
+                      environment: str, revision: Optional[str], out: Path,
+                      progress: Optional[Progress] = None) -> Staged:
+    """Stage ``out/<environment>`` (``rules``: key -> ``Flag.as_rule()``); the live output is untouched."""
     target = out / environment
     buckets_path, state_path = cache_paths(out, environment)
-    keys = sorted(flags)
+    keys = sorted(rules)
     index = TenantIndex.build(tenants)
     index.buckets = load_buckets(buckets_path, index.ids)
     loaded_keys = set(index.buckets.columns)
     slugs = [t["slug"] for t in tenants]
+    rules_raw = dumps(rules_document(environment, rules))
+    renderer = BundleRenderer(environment, keys)
 
-    previous = _previous(state_path, target, environment, keys) if target.is_dir() else None
-    if previous is not None:
-        old_slugs, old_packed, old_digests = previous
-        matrix = evaluate_columns(flags, keys, index, environment)
-        packed = pack(matrix)
-        if old_slugs == slugs:
-            old_pos = np.arange(len(slugs))
-        else:
-            where = {s: i for i, s in enumerate(old_slugs)}
-            old_pos = np.fromiter((where.get(s, -1) for s in slugs), dtype=np.int64, count=len(slugs))
-        known = old_pos >= 0
-        same = np.zeros(len(slugs), dtype=bool)
-        if len(slugs):
-            same[known] = (old_packed[old_pos[known]] == packed[known]).all(axis=1)
-        changed = np.flatnonzero(~same)
-        removed = sorted(set(old_slugs) - set(slugs)) if old_slugs != slugs else []
-        if len(changed) + len(removed) <= len(slugs) // 2:
-            renderer = BundleRenderer(environment, keys, schema_version)
-            digests = [old_digests[p] if p >= 0 else b"" for p in old_pos.tolist()]
+    def remember_buckets() -> None:
+        save_buckets_if_needed(index.buckets, buckets_path, keys, loaded_keys)
 
-            def make_manifest(new: list[bytes]) -> bytes:
-                for p, d in zip(changed.tolist(), new):
-                    digests[p] = d
-                return manifest_bytes(dumps, environment, revision, keys, slugs, digests, schema_version)
+    previous = load_state(state_path, environment, keys) if target.is_dir() else None
+    suspects = _suspects(previous, target) if previous is not None else None
+    if previous is not None and suspects is not None:
+        staged = _stage_update(rules, keys, index, environment, revision, out, target, slugs, renderer,
+                               rules_raw, previous, suspects, progress)
+        if staged is not None:
+            staged._after.append(remember_buckets)
+            return staged
 
-            old_where = {s: i for i, s in enumerate(old_slugs)}
-
-            def previous_bytes(slug: str) -> Optional[bytes]:
-                i = old_where.get(slug)
-                return None if i is None else renderer.bundle(renderer.indices(old_packed[i:i + 1])[0].tolist(), slug)
-
-            state_path.unlink(missing_ok=True)  # a crash mid-update forces a full build next time
-            manifest = _update_in_place(target, out, renderer, packed, slugs, changed, removed, rules,
-                                        make_manifest, previous_bytes, environment, progress)
-            _save_state(state_path, environment, keys, slugs, packed, digests, manifest)
-            _save_buckets_if_needed(index, buckets_path, keys, loaded_keys)
-            enabled = dict(zip(keys, matrix.sum(axis=0).tolist()))
-            return Rendered(keys, enabled, len(changed), True, index.buckets.hashed)
-
-    state_path.unlink(missing_ok=True)
-    build = Path(tempfile.mkdtemp(prefix=f".{environment}.build-", dir=out))
-    build.chmod(0o755)  # mkdtemp's 0700 would hide the output from a web server's user
+    build = staging_directory(out, f".{environment}.build-")
     try:
-        rendered, packed, digests, manifest = render_full(
-            flags, tenants, environment, revision, build, dumps=dumps, rules=rules,
-            schema_version=schema_version, index=index, progress=progress)
-        swap(build, target)
+        (build / BUNDLES_DIR).mkdir()
+        packed, digests, sizes, enabled = evaluate_and_write(rules, keys, index, environment, renderer, slugs,
+                                                             build / BUNDLES_DIR, progress)
+        _write_file(str(build / RULES), rules_raw)
+        _write_file(str(build / SNAPSHOT), snapshot_bytes(environment, revision, keys, slugs, packed))
+        manifest = manifest_bytes(environment, revision, keys, slugs, digests)
+        _write_file(str(build / MANIFEST), manifest)
     except BaseException:
         shutil.rmtree(build, ignore_errors=True)
         raise
-    _save_state(state_path, environment, keys, slugs, packed, digests, manifest)
-    _save_buckets_if_needed(index, buckets_path, keys, loaded_keys)
-    return rendered
+    state = State(keys, slugs, packed, digests, sizes, hashlib.sha256(manifest).hexdigest())
+    hashed = index.buckets.hashed if index.buckets is not None else 0
+    return Staged(environment, target, keys, enabled, len(slugs), 0, hashed, state, build=build,
+                  _after=[remember_buckets])
 
 
-def _save_buckets_if_needed(index: TenantIndex, path: Path, keys: Sequence[str], loaded: set[str]) -> None:
-    cache = index.buckets
-    if cache is None:
-        return
-    wanted = {k for k in keys if k in cache.columns}
-    if cache.changed or wanted != loaded:
-        save_buckets(cache, path, keys)
+def _stage_update(rules: Mapping[str, Mapping[str, Any]], keys: list[str], index: TenantIndex, environment: str,
+                  revision: Optional[str], out: Path, target: Path, slugs: list[str], renderer: BundleRenderer,
+                  rules_raw: bytes, previous: State, suspects: np.ndarray,
+                  progress: Optional[Progress]) -> Optional[Staged]:
+    """Stage the files that change; None when so much changed that a full build is cheaper."""
+    matrix = evaluate_columns(rules, keys, index, environment)
+    packed = pack(matrix)
+    old_slugs, old_packed = previous.slugs, previous.packed
+    if old_slugs == slugs:
+        old_pos = np.arange(len(slugs))
+    else:
+        where = {s: i for i, s in enumerate(old_slugs)}
+        old_pos = np.fromiter((where.get(s, -1) for s in slugs), dtype=np.int64, count=len(slugs))
+    known = old_pos >= 0
+    same = np.zeros(len(slugs), dtype=bool)
+    if len(slugs):
+        same[known] = (old_packed[old_pos[known]] == packed[known]).all(axis=1)
+    damaged = np.zeros(len(old_slugs), dtype=bool)
+    damaged[suspects] = True
+    repaired = np.zeros(len(slugs), dtype=bool)
+    if len(slugs):
+        repaired[known] = damaged[old_pos[known]]
+    repaired &= same
+    same &= ~repaired
+    changed = np.flatnonzero(~same)
+    removed = sorted(set(old_slugs) - set(slugs)) if old_slugs != slugs else []
+    if len(changed) + len(removed) > len(slugs) // 2:
+        return None
+
+    stage = staging_directory(out, f".{environment}.update-")
+    try:
+        new_digests, new_sizes = write_bundles(renderer, packed, slugs, changed, stage, environment, progress)
+        digests = [previous.digests[p] if p >= 0 else b"" for p in old_pos.tolist()]
+        sizes = np.where(known, previous.sizes[np.where(known, old_pos, 0)], 0).astype(np.uint32)
+        for p, d in zip(changed.tolist(), new_digests):
+            digests[p] = d
+        sizes[changed] = new_sizes
+        manifest = manifest_bytes(environment, revision, keys, slugs, digests)
+        _write_file(str(stage / f".{RULES}"), rules_raw)
+        _write_file(str(stage / f".{SNAPSHOT}"), snapshot_bytes(environment, revision, keys, slugs, packed))
+        _write_file(str(stage / f".{MANIFEST}"), manifest)
+    except BaseException:
+        shutil.rmtree(stage, ignore_errors=True)
+        raise
+    old_where = {s: i for i, s in enumerate(old_slugs)}
+
+    def previous_bytes(slug: str) -> Optional[bytes]:
+        i = old_where.get(slug)
+        return None if i is None else renderer.bundle(old_packed[i].tobytes(), slug)
+
+    update = _Update(target, stage, [f"{slugs[p]}.json" for p in changed.tolist()], removed, previous_bytes)
+    state = State(keys, slugs, packed, digests, sizes, hashlib.sha256(manifest).hexdigest())
+    enabled = dict(zip(keys, matrix.sum(axis=0).tolist()))
+    hashed = index.buckets.hashed if index.buckets is not None else 0
+    return Staged(environment, target, keys, enabled, len(changed), int(repaired.sum()), hashed, state,
+                  update=update)

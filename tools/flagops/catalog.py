@@ -9,17 +9,16 @@ shallow clone they hold what the clone has (``createdAt`` is null when the creat
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any, Mapping, Optional
 
-from .compile import SCHEMA_VERSION, dumps
+from .fsutil import atomic_write
 from .history import open_repo, scan_history
+from .layout import CATALOG, SCHEMA_VERSION, dumps
 from .revision import flags_revision
 
-__all__ = ["CATALOG", "HISTORY_CAP", "build_catalog", "write_catalog"]
+__all__ = ["CATALOG", "HISTORY_CAP", "build_catalog", "catalog_bytes", "write_catalog"]
 
-CATALOG = "catalog.json"
 #: Entries kept per flag; the full history is one ``flagops history KEY`` away.
 HISTORY_CAP = 20
 
@@ -73,13 +72,15 @@ def build_catalog(root: Path, flags: Mapping[str, Mapping[str, Any]], *,
     return {"schemaVersion": SCHEMA_VERSION, "revision": revision, "flags": out}
 
 
+def catalog_bytes(root: Path, flags: Mapping[str, Mapping[str, Any]], *,
+                  revision: Optional[str] = _UNSET) -> bytes:
+    """The canonical bytes of ``catalog.json``."""
+    return dumps(build_catalog(root, flags, revision=revision))
+
+
 def write_catalog(root: Path, flags: Mapping[str, Mapping[str, Any]], out: Path, *,
                   revision: Optional[str] = _UNSET) -> Path:
-    """Build the catalog and write ``out/catalog.json`` (canonical JSON, replaced atomically)."""
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    path = out / CATALOG
-    tmp = out / f".{CATALOG}.{os.getpid()}.tmp"
-    tmp.write_bytes(dumps(build_catalog(root, flags, revision=revision)))
-    os.replace(tmp, path)
+    """Build the catalog and write ``out/catalog.json`` (replaced atomically)."""
+    path = Path(out) / CATALOG
+    atomic_write(path, catalog_bytes(root, flags, revision=revision), parents=True, durable=False)
     return path

@@ -1,58 +1,40 @@
-"""Compile: evaluate every flag for every tenant and render the output of each environment.
+"""Compile: evaluate every flag for every tenant and write the output of every environment.
 
 For each environment ``OUT/<env>/`` holds ``tenants/<slug>.json`` (one bundle per tenant),
-``manifest.json`` and ``rules.json``. Output is byte-for-byte deterministic. It is built
-aside and swapped in, or (when the previous output is intact) only the changed bundles are
-staged and renamed into place, so a failed compile leaves the previous output untouched.
-The fast paths live in :mod:`flagops.bundles`.
+``manifest.json``, ``rules.json`` and ``snapshot.json``; ``OUT/catalog.json`` describes every
+flag (names and bytes: :mod:`flagops.layout`). Output is byte-for-byte deterministic.
+
+All or nothing: every environment and the catalog are staged first (:mod:`flagops.bundles`),
+then committed together; a failure at any point (a full disk, a directory that cannot be
+replaced) puts back every file already replaced, so the previous output stays whole. Leftovers
+of killed compiles (staging directories, temporary files) are removed by the next run once
+their process is gone.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
+import contextlib
 import os
-import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping, Optional, Sequence
+from typing import Any, Callable, Iterable, Optional, Sequence
 
-from .bundles import compile_environment
+from .bundles import Staged, stage_environment
+from .catalog import catalog_bytes
+from .compile_state import cache_paths
 from .errors import InvalidInputError, UsageError
-from .matrix import normalise_flag
+from .fsutil import remove_stale, swap_directories, temp_name
+from .layout import CATALOG
 from .loading import Project
 from .problems import Result
 from .revision import flags_revision
 from .schemas import Schemas
 from .validation import load_and_validate
 
-SCHEMA_VERSION = 1
-BUNDLES_DIR = "tenants"
-MANIFEST = "manifest.json"
-RULES = "rules.json"
-
 #: progress(done, total, what): called while writing bundles.
 Progress = Callable[[int, int, str], None]
 
-
-def dumps(value: Any) -> bytes:
-    """The canonical JSON of every file flagops writes: sorted keys, compact, one newline."""
-    return (json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False) + "\n").encode("utf-8")
-
-
-def bundle_document(environment: str, slug: str, values: Mapping[str, bool]) -> dict[str, Any]:
-    """The reference form of one bundle (the fast writer must produce exactly its ``dumps``)."""
-    return {"schemaVersion": SCHEMA_VERSION, "environment": environment, "tenant": slug,
-            "flags": dict(sorted(values.items()))}
-
-
-def digest(data: bytes) -> str:
-    return "sha256:" + hashlib.sha256(data).hexdigest()
-
-
-def rules_document(environment: str, flags: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
-    return {"schemaVersion": SCHEMA_VERSION, "environment": environment,
-            "flags": {key: normalise_flag(flag) for key, flag in sorted(flags.items())}}
+__all__ = ["CompileResult", "EnvironmentResult", "compile_project", "compile_validated"]
 
 
 @dataclass
@@ -66,6 +48,7 @@ class EnvironmentResult:
     enabled: dict[str, int] = field(default_factory=dict)  # key -> tenants it is on for
     path: Optional[Path] = None
     rewritten: int = 0  # bundle files this compile wrote (the rest were already up to date)
+    repaired: int = 0  # of those, bundles found changed on disk since the last compile
 
     def to_dict(self) -> dict[str, Any]:
         return {"environment": self.environment, "revision": self.revision, "tenants": self.tenants,
@@ -79,55 +62,91 @@ class CompileResult:
     out: Path
 
 
-def _write(path: Path, data: bytes) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-    try:
-        os.write(fd, data)
-    finally:
-        os.close(fd)
+class _StagedFile:
+    """A file written aside, renamed into place on commit; undo puts the previous one back."""
+
+    def __init__(self, path: Path, data: bytes):
+        self.path = path
+        self.tmp = temp_name(path, "stage")
+        self.old: Optional[Path] = None
+        self.committed = False
+        self.tmp.write_bytes(data)
+        os.chmod(self.tmp, 0o644)
+
+    def commit(self) -> None:
+        if self.path.exists():
+            old = temp_name(self.path, "old")
+            os.link(self.path, old)
+            self.old = old
+        os.replace(self.tmp, self.path)
+        self.committed = True
+
+    def undo(self) -> None:
+        if not self.committed:
+            return
+        if self.old is not None:
+            os.replace(self.old, self.path)
+            self.old = None
+        else:
+            self.path.unlink(missing_ok=True)
+
+    def discard(self) -> None:
+        for path in (self.tmp, self.old):
+            if path is not None:
+                with contextlib.suppress(OSError):
+                    path.unlink()
 
 
-def render_environment(flags: Mapping[str, Mapping[str, Any]], tenants: Sequence[Mapping[str, Any]],
-                       environment: str, revision: Optional[str], directory: Path,
-                       progress: Optional[Progress] = None) -> EnvironmentResult:
-    """Write bundles, rules and manifest of one environment into an empty ``directory``."""
-    from .bundles import render_full  # imported here: bundles builds on this module
-
-    rendered, _, _, _ = render_full(flags, tenants, environment, revision, directory, dumps=dumps,
-                                 rules=dumps(rules_document(environment, flags)),
-                                 schema_version=SCHEMA_VERSION, progress=progress)
-    return EnvironmentResult(environment, revision, len(tenants), len(rendered.keys), rendered.enabled,
-                             directory, rewritten=rendered.rewritten)
-
-
-def swap_into_place(built: Path, target: Path) -> None:
-    """Replace ``target`` with ``built``; the old tree is removed only once the new one is in place."""
-    old = None
-    if target.exists():
-        old = target.with_name(f".{target.name}.old-{os.getpid()}")
-        if old.exists():
-            shutil.rmtree(old)
-        os.replace(target, old)
-    os.replace(built, target)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
+def leftover_prefixes(environments: Iterable[str]) -> list[str]:
+    """Name prefixes of what a killed compile can leave in ``OUT/``."""
+    out = [f".{CATALOG}.", "..flagops-"]
+    for env in environments:
+        out += [f".{env}.build-", f".{env}.update-", f".{env}.old."]
+    return out
 
 
 def compile_validated(project: Project, environments: Iterable[str], out: Path, revision: Optional[str],
-                      progress: Optional[Progress] = None) -> list[EnvironmentResult]:
-    """Compile environments of a project that passed validation."""
-    flags = project.flag_data()
+                      progress: Optional[Progress] = None, *, catalog: Optional[bytes] = None
+                      ) -> list[EnvironmentResult]:
+    """Compile environments of a project that passed validation; all of them, or none.
+
+    ``catalog``: the bytes of ``OUT/catalog.json``, committed with the environments.
+    """
+    rules = {key: flag.as_rule() for key, flag in project.flag_models().items()}
+    envs = list(environments)
     out.mkdir(parents=True, exist_ok=True)
-    results = []
-    for env in environments:
-        tenants = project.inventories[env].tenants
-        # Only bundles whose bytes change are rewritten when the previous output is intact.
-        rendered = compile_environment(flags, tenants, env, revision, out, dumps=dumps,
-                                       rules=dumps(rules_document(env, flags)), schema_version=SCHEMA_VERSION,
-                                       swap=swap_into_place, progress=progress)
-        results.append(EnvironmentResult(env, revision, len(tenants), len(rendered.keys), rendered.enabled,
-                                         out / env, rewritten=rendered.rewritten))
-    return results
+    remove_stale(out, leftover_prefixes(envs))
+    staged: list[Staged] = []
+    files: list[_StagedFile] = []
+    try:
+        for env in envs:
+            staged.append(stage_environment(rules, project.inventories[env].tenants, env, revision, out, progress))
+        if catalog is not None:
+            files.append(_StagedFile(out / CATALOG, catalog))
+        _commit(out, staged, files)
+    finally:
+        for item in [*staged, *files]:
+            item.discard()
+    for s in staged:
+        s.save(out)
+    return [EnvironmentResult(s.environment, revision, len(s.state.slugs), len(s.keys), s.enabled, s.target,
+                              rewritten=s.rewritten, repaired=s.repaired) for s in staged]
+
+
+def _commit(out: Path, staged: Sequence[Staged], files: Sequence[_StagedFile]) -> None:
+    """Put every staged output in place, or (on any error) none of it."""
+    for s in staged:  # a crash from here on means a full build next time, never a wrong update
+        cache_paths(out, s.environment)[1].unlink(missing_ok=True)
+    done: list[Any] = []
+    try:
+        for item in [*(s for s in staged if s.incremental), *files]:
+            done.append(item)  # undo handles a commit that stopped half-way
+            item.commit()
+        swap_directories([(s.build, s.target) for s in staged if s.build is not None])
+    except BaseException:
+        for item in reversed(done):
+            item.undo()
+        raise
 
 
 def compile_project(root: Path, *, environments: Optional[Sequence[str]] = None, out: Path = Path("dist"),
@@ -157,8 +176,6 @@ def compile_project(root: Path, *, environments: Optional[Sequence[str]] = None,
         if not env_list:
             raise UsageError("no tenant inventories under tenants/", hint="add tenants/<environment>.yaml")
     revision = flags_revision(root)
-    envs = compile_validated(project, env_list, out, revision, progress)
-    from .catalog import write_catalog  # imported here: catalog builds on this module
-
-    write_catalog(root, project.flag_data(), out, revision=revision)
+    catalog = catalog_bytes(root, project.flag_data(), revision=revision)
+    envs = compile_validated(project, env_list, out, revision, progress, catalog=catalog)
     return CompileResult(envs, result, out)

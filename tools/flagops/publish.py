@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Optional
 
-from .compile import BUNDLES_DIR, MANIFEST, RULES, digest
+from .layout import BUNDLES_DIR, MANIFEST, RULES, digest
 from .errors import FlagopsError, InvalidInputError, UsageError
 from .storage import (JSON, ConditionalWritesUnsupported, ObjectStore, PreconditionFailed, Retry, StorageError,
                       join_key, retrying)

@@ -1,0 +1,154 @@
+"""The output layout: names and canonical bytes of everything ``flagops compile`` writes.
+
+Per environment ``OUT/<env>/`` holds ``tenants/<slug>.json`` (one bundle per tenant),
+``manifest.json``, ``rules.json`` and ``snapshot.json``; ``OUT/catalog.json`` is shared.
+Every document is :func:`dumps`: sorted keys, compact separators, UTF-8, one trailing newline.
+The large documents (bundles, manifest, snapshot) are assembled from byte pieces by the
+functions here, and equal ``dumps`` of their reference form (the tests check it).
+The format of the snapshot is specified in ``docs/protocol.md``.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import re
+from typing import Any, Mapping, Optional, Sequence
+
+import numpy as np
+
+__all__ = ["BUNDLES_DIR", "CATALOG", "ENVIRONMENT_FILES", "MANIFEST", "RULES", "SCHEMA_VERSION", "SNAPSHOT",
+           "BundleRenderer", "bundle_document", "digest", "dumps", "json_str", "manifest_bytes", "pack",
+           "rules_document", "snapshot_bytes", "snapshot_document"]
+
+SCHEMA_VERSION = 1
+BUNDLES_DIR = "tenants"
+MANIFEST = "manifest.json"
+RULES = "rules.json"
+SNAPSHOT = "snapshot.json"
+CATALOG = "catalog.json"
+#: What an environment's directory holds besides ``BUNDLES_DIR``, in the order a compile writes it.
+ENVIRONMENT_FILES = (RULES, SNAPSHOT, MANIFEST)
+
+_PLAIN = re.compile(r'[^"\\\x00-\x1f\x7f]*')
+
+
+def dumps(value: Any) -> bytes:
+    """The canonical JSON of every file flagops writes: sorted keys, compact, one newline."""
+    return (json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False) + "\n").encode("utf-8")
+
+
+def digest(data: bytes) -> str:
+    """``sha256:<hex>``, as the manifest and the head name bytes."""
+    return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+def json_str(value: str) -> bytes:
+    """``value`` as a JSON string, as :func:`dumps` writes it."""
+    if _PLAIN.fullmatch(value):
+        return b'"' + value.encode("utf-8") + b'"'
+    return json.dumps(value, ensure_ascii=False).encode("utf-8")
+
+
+def bundle_document(environment: str, slug: str, values: Mapping[str, bool]) -> dict[str, Any]:
+    """The reference form of one bundle (:class:`BundleRenderer` must produce exactly its ``dumps``)."""
+    return {"schemaVersion": SCHEMA_VERSION, "environment": environment, "tenant": slug,
+            "flags": dict(sorted(values.items()))}
+
+
+def rules_document(environment: str, rules: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
+    """``rules.json``: key -> ``Flag.as_rule()`` (state, pct, every scope axis)."""
+    return {"schemaVersion": SCHEMA_VERSION, "environment": environment,
+            "flags": {key: dict(rule) for key, rule in sorted(rules.items())}}
+
+
+def pack(matrix: np.ndarray) -> np.ndarray:
+    """Rows of bits, flag j of a row at bit j % 8 of byte j // 8 (the snapshot's bit order)."""
+    return np.packbits(matrix, axis=1, bitorder="little")
+
+
+class BundleRenderer:
+    """Assembles bundle bytes from packed rows: one lookup per 8 flags."""
+
+    def __init__(self, environment: str, keys: Sequence[str]):
+        self.head = b'{"environment":' + json_str(environment) + b',"flags":{'
+        self.mid = b'},"schemaVersion":' + str(SCHEMA_VERSION).encode() + b',"tenant":'
+        self.tables: list[list[bytes]] = []
+        for c in range(0, len(keys), 8):
+            group = keys[c:c + 8]
+            off = [json_str(k) + b":false" for k in group]
+            on = [json_str(k) + b":true" for k in group]
+            self.tables.append([b",".join(on[b] if v >> b & 1 else off[b] for b in range(len(group)))
+                                if v < 1 << len(group) else b"" for v in range(256)])
+
+    def bundle(self, row: bytes, slug: str) -> bytes:
+        """The bundle of one tenant from its packed row (bytes, one per 8 flags)."""
+        return b"".join((self.head, b",".join(map(list.__getitem__, self.tables, row)), self.mid,
+                         json_str(slug), b"}\n"))
+
+
+def manifest_bytes(environment: str, revision: Optional[str], keys: Sequence[str], slugs: Sequence[str],
+                   digests: Sequence[bytes]) -> bytes:
+    """``dumps`` of the manifest (``digests``: the raw sha256 of each tenant's bundle).
+
+    "tenants" sorts last among the manifest's keys, so the document is the small part's
+    canonical JSON with the tenants object spliced in before the closing brace.
+    """
+    small = dumps({"schemaVersion": SCHEMA_VERSION, "environment": environment, "revision": revision,
+                   "flags": list(keys)})
+    order = sorted(range(len(slugs)), key=slugs.__getitem__)
+    hexes = b"".join(digests).hex()
+    if _PLAIN.fullmatch("".join(slugs)):  # the usual case: no slug needs escaping
+        body = ",".join([f'"{slugs[i]}":"sha256:{hexes[64 * i:64 * i + 64]}"' for i in order]).encode("utf-8")
+    else:
+        body = b",".join([json_str(slugs[i]) + f':"sha256:{hexes[64 * i:64 * i + 64]}"'.encode() for i in order])
+    return small[:-2] + b',"tenants":{' + body + b"}}\n"
+
+
+def snapshot_document(environment: str, revision: Optional[str], keys: Sequence[str],
+                      rows: Mapping[str, Sequence[bool]]) -> dict[str, Any]:
+    """The reference form of ``snapshot.json`` (slug -> the tenant's values in ``keys`` order)."""
+    width = (len(keys) + 7) // 8
+    tenants = {}
+    for slug, values in rows.items():
+        bits = bytearray(width)
+        for i, on in enumerate(values):
+            if on:
+                bits[i >> 3] |= 1 << (i & 7)
+        tenants[slug] = base64.b64encode(bytes(bits)).decode("ascii")
+    return {"schemaVersion": SCHEMA_VERSION, "environment": environment, "revision": revision,
+            "flags": list(keys), "tenants": tenants}
+
+
+def _base64_rows(packed: np.ndarray) -> list[str]:
+    """Standard base64 (padded) of each row, encoded in one call for the whole matrix."""
+    n, width = packed.shape
+    if n == 0:
+        return []
+    if width == 0:
+        return [""] * n
+    groups = (width + 2) // 3
+    padded = np.zeros((n, groups * 3), dtype=np.uint8)
+    padded[:, :width] = packed
+    text = np.frombuffer(base64.b64encode(padded.tobytes()), dtype=np.uint8).reshape(n, groups * 4).copy()
+    tail = groups * 3 - width  # zero bytes added to each row: they encode as "A", standard is "="
+    if tail:
+        text[:, groups * 4 - tail:] = ord("=")
+    line = groups * 4
+    raw = text.tobytes().decode("ascii")
+    return [raw[i:i + line] for i in range(0, n * line, line)]
+
+
+def snapshot_bytes(environment: str, revision: Optional[str], keys: Sequence[str], slugs: Sequence[str],
+                   packed: np.ndarray) -> bytes:
+    """``dumps`` of the snapshot from the packed matrix (one row per slug, :func:`pack` order)."""
+    small = dumps({"schemaVersion": SCHEMA_VERSION, "environment": environment, "revision": revision,
+                   "flags": list(keys)})
+    encoded = _base64_rows(packed)
+    order = sorted(range(len(slugs)), key=slugs.__getitem__)
+    if _PLAIN.fullmatch("".join(slugs)):
+        body = ",".join([f'"{slugs[i]}":"{encoded[i]}"' for i in order]).encode("utf-8")
+    else:
+        body = b",".join([json_str(slugs[i]) + f':"{encoded[i]}"'.encode() for i in order])
+    return small[:-2] + b',"tenants":{' + body + b"}}\n"
