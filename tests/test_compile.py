@@ -3,19 +3,25 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import http.server
 import json
+import os
 import random
+import subprocess
 import threading
 import time
 from pathlib import Path
 from typing import Any, Iterator
 
 import git
+import jsonschema
 import pytest
 
+from flagops import bundles, fsutil
 from flagops.compile import compile_project
+from flagops.layout import dumps, snapshot_document
 from flagops.errors import InvalidInputError, UsageError
 from flagops.schemas import Schemas
 from flagops_client.evaluation import evaluate, evaluate_all
@@ -30,8 +36,10 @@ def canonical(doc: Any) -> bytes:
     return (json.dumps(doc, sort_keys=True, separators=(",", ":")) + "\n").encode("utf-8")
 
 
-def snapshot(directory: Path) -> dict[str, bytes]:
-    return {str(p.relative_to(directory)): p.read_bytes() for p in sorted(directory.rglob("*")) if p.is_file()}
+def snapshot(directory: Path, *, hidden: bool = False) -> dict[str, bytes]:
+    """Every file's bytes; the hidden state files (which record times) only when asked."""
+    return {str(p.relative_to(directory)): p.read_bytes() for p in sorted(directory.rglob("*"))
+            if p.is_file() and (hidden or not p.relative_to(directory).parts[0].startswith("."))}
 
 
 # --------------------------------------------------------------------------- random configurations
@@ -88,7 +96,29 @@ def random_config(root: Path, seed: int) -> tuple[dict[str, Any], dict[str, list
 @pytest.fixture(scope="module")
 def validators() -> dict[str, Any]:
     schemas = Schemas.load(ROOT / "schema")
-    return {name: schemas.validator(name) for name in ("bundle", "manifest", "rules")}
+    out = {name: schemas.validator(name) for name in ("bundle", "manifest", "rules")}
+    # Loaded alone, as a reader in another language loads it: it must be self-contained.
+    out["snapshot"] = jsonschema.Draft202012Validator(json.loads((ROOT / "schema" / "snapshot.schema.json").read_text()))
+    return out
+
+
+def check_snapshot(base: Path, env: str, flags: dict[str, Any], tenants: list[dict[str, Any]],
+                   validator: Any) -> None:
+    """snapshot.json: valid, canonical, and every bit decodes to the tenant's value (LSB-first)."""
+    raw = (base / "snapshot.json").read_bytes()
+    doc = json.loads(raw)
+    validator.validate(doc)
+    assert raw == canonical(doc)
+    assert doc["flags"] == sorted(flags) and doc["environment"] == env
+    assert sorted(doc["tenants"]) == sorted(t["slug"] for t in tenants)
+    width = (len(flags) + 7) // 8
+    for tenant in tenants:
+        bits = base64.b64decode(doc["tenants"][tenant["slug"]], validate=True)
+        assert len(bits) == width
+        values = {key: bool(bits[i >> 3] & (1 << (i & 7))) for i, key in enumerate(doc["flags"])}
+        assert values == evaluate_all(flags, tenant, env)
+    rows = {t["slug"]: [values for values in evaluate_all(flags, t, env).values()] for t in tenants}
+    assert raw == dumps(snapshot_document(env, doc["revision"], doc["flags"], rows))
 
 
 @pytest.mark.parametrize("seed", range(6))
@@ -122,6 +152,7 @@ def test_random_configs_compile_to_the_semantics(seed: int, tmp_path: Path, vali
         for newcomer in random_inventory(newcomer_rng, 15):
             from_rules = {key: evaluate({**flag, "key": key}, newcomer, env) for key, flag in rules["flags"].items()}
             assert from_rules == evaluate_all(flags, newcomer, env)
+        check_snapshot(base, env, flags, tenants, validators["snapshot"])
         enabled = {key: sum(evaluate(flag, t, env) for t in tenants) for key, flag in flags.items()}
         assert next(e for e in result.environments if e.environment == env).enabled == enabled
 
@@ -424,3 +455,132 @@ def test_revision_is_null_outside_git(tmp_path: Path) -> None:
     random_config(root, 13)
     compile_project(root, out=tmp_path / "out", environments=["staging"])
     assert json.loads((tmp_path / "out" / "staging" / "manifest.json").read_text())["revision"] is None
+
+
+# --------------------------------------------------------------------------- snapshot, all or nothing
+
+
+def test_snapshot_at_200_flags_costs_about_60_bytes_a_tenant(tmp_path: Path) -> None:
+    rng = random.Random(4)
+    tenants = [{"id": f"t{i}", "slug": f"tenant-{i:05d}", "plan": rng.choice(PLANS)} for i in range(500)]
+    flags = {f"flag_{i:03d}": {"key": f"flag_{i:03d}", "description": "d", "state": "rollout", "pct": 50}
+             for i in range(200)}
+    write_config(tmp_path / "repo", flags, {"production": tenants})
+    compile_project(tmp_path / "repo", out=tmp_path / "out")
+    size = (tmp_path / "out" / "production" / "snapshot.json").stat().st_size
+    # "slug":"<36 base64 chars>", per tenant: the slug plus 42 bytes
+    assert size < 500 * (len("tenant-00000") + 43) + 4000
+    doc = json.loads((tmp_path / "out" / "production" / "snapshot.json").read_bytes())
+    assert len(doc["tenants"]["tenant-00000"]) == 36
+
+
+def test_a_failure_in_any_environment_leaves_every_previous_output(tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    root = tmp_path / "repo"
+    flags, _ = random_config(root, 11)
+    out = tmp_path / "out"
+    compile_project(root, out=out)
+    before, names_before = snapshot(out, hidden=True), names(out)
+    key = sorted(flags)[0]
+    flag = dict(flags[key], state="on")
+    flag.pop("pct", None)
+    flag.pop("scope", None)
+    (root / "flags" / f"{key}.yaml").write_text(json.dumps(flag))
+
+    # 1. staging fails (a full disk while writing the last environment): nothing is replaced
+    real_stage = bundles.stage_environment
+
+    def failing_stage(rules: Any, tenants: Any, environment: str, *args: Any, **kwargs: Any) -> Any:
+        if environment == "staging":
+            raise OSError(28, "No space left on device")
+        return real_stage(rules, tenants, environment, *args, **kwargs)
+
+    monkeypatch.setattr("flagops.compile.stage_environment", failing_stage)
+    with pytest.raises(OSError):
+        compile_project(root, out=out)
+    monkeypatch.undo()
+    assert snapshot(out, hidden=True) == before and names(out) == names_before
+
+    # 2. the swap of one environment's directory fails after others were put in place
+    real_replace = os.replace
+
+    def refusing_replace(src: Any, dst: Any) -> None:
+        if Path(dst) == out / "staging" and ".build-" in Path(src).name:
+            raise PermissionError(1, "Operation not permitted", str(dst))
+        real_replace(src, dst)
+
+    monkeypatch.setattr(fsutil.os, "replace", refusing_replace)
+    with pytest.raises(PermissionError):
+        compile_project(root, out=out)
+    monkeypatch.undo()
+    assert snapshot(out, hidden=True) == before and names(out) == names_before
+    compile_project(root, out=out)
+    compile_project(root, out=tmp_path / "fresh")
+    assert snapshot(out) == snapshot(tmp_path / "fresh")
+
+
+def names(out: Path) -> list[str]:
+    return sorted(p.name for p in out.iterdir())
+
+
+def test_an_immutable_environment_directory_fails_the_whole_compile(tmp_path: Path) -> None:
+    root = tmp_path / "repo"
+    flags, _ = random_config(root, 12)
+    out = tmp_path / "out"
+    compile_project(root, out=out)
+    key = sorted(flags)[0]
+    (root / "flags" / f"{key}.yaml").write_text(json.dumps({"key": key, "description": "d", "state": "on"}))
+    if subprocess.run(["chattr", "+i", str(out / "staging")], capture_output=True).returncode != 0:
+        pytest.skip("chattr +i needs root and a file system that supports it")
+    try:
+        before = snapshot(out)
+        with pytest.raises(OSError):
+            compile_project(root, out=out)
+        assert snapshot(out) == before
+    finally:
+        subprocess.run(["chattr", "-i", str(out / "staging")], check=True)
+
+
+def test_a_tampered_bundle_with_an_old_mtime_is_rewritten(tmp_path: Path) -> None:
+    root = tmp_path / "repo"
+    random_config(root, 7)
+    out = tmp_path / "out"
+    compile_project(root, out=out)
+    compile_project(root, out=tmp_path / "fresh")
+    state = out / ".flagops-production.state"
+    victims = sorted((out / "production" / "tenants").iterdir())[:2]
+    same_size = victims[0].read_bytes().replace(b"true", b"TRUE")
+    victims[0].write_bytes(same_size if same_size != victims[0].read_bytes() else b"x" * victims[0].stat().st_size)
+    victims[1].write_bytes(b"{}\n")
+    for victim in victims:  # the mtime says "not touched since the last compile"
+        subprocess.run(["touch", "-r", str(state), str(victim)], check=True)
+        os.utime(victim, ns=(state.stat().st_atime_ns, state.stat().st_mtime_ns - 10**9))
+    result = compile_project(root, out=out)
+    production = next(e for e in result.environments if e.environment == "production")
+    assert production.repaired == 2 and production.rewritten == 2
+    assert snapshot(out) == snapshot(tmp_path / "fresh")
+    # and an untouched output is trusted: nothing rewritten, nothing read twice
+    assert all(e.rewritten == 0 for e in compile_project(root, out=out).environments)
+
+
+def test_leftovers_of_killed_compiles_are_removed(tmp_path: Path) -> None:
+    root = tmp_path / "repo"
+    random_config(root, 2)
+    out = tmp_path / "out"
+    compile_project(root, out=out)
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    stale = [out / f".production.build-{dead.pid}-0123abcd", out / f".staging.update-{dead.pid}-89abcdef",
+             out / f".catalog.json.tmp.{dead.pid}-00ff00ff.tmp"]
+    old = out / ".production.build-k2j4_x9q"  # an older compile's name, without its pid
+    live = out / f".production.build-{os.getpid()}-deadbeef"  # a compile still running
+    for path in [*stale[:2], old, live]:
+        (path / "tenants").mkdir(parents=True)
+        (path / "tenants" / "a.json").write_text("{}")
+    stale[2].write_text("{}")
+    os.utime(old / "tenants", (0, 0))
+    os.utime(old, (0, 0))
+    compile_project(root, out=out)
+    names = {p.name for p in out.iterdir()}
+    assert not {p.name for p in [*stale, old]} & names
+    assert live.name in names

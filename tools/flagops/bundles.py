@@ -9,8 +9,9 @@ A recompile updates in place when the previous output is intact, as recorded in 
 (:mod:`flagops.compile_state`): the same flag keys, the manifest written then, exactly the
 expected files. It then rewrites the bundles whose row changed, and also every bundle whose
 bytes may differ from what the last compile wrote: the size of every bundle is compared, and
-a bundle whose inode changed since the state was saved (its ctime, which ``touch`` cannot set
-back, is not older than the state file's) is read and compared with the recorded digest.
+a bundle whose inode changed since that compile (its ctime, which ``touch`` cannot set back, is
+not older than that of the manifest it put in place) is read and compared with the recorded
+digest. This trusts the system clock not to be set back between two compiles.
 """
 
 from __future__ import annotations
@@ -125,6 +126,7 @@ class Staged:
     def save(self, out: Path) -> None:
         """Record the committed output in the state and buckets files."""
         _, state_path = cache_paths(out, self.environment)
+        self.state.fence_ns = (self.target / MANIFEST).stat().st_ctime_ns
         save_state(state_path, self.environment, self.state)
         for step in self._after:
             step()
@@ -191,7 +193,7 @@ def _suspects(previous: State, target: Path) -> Optional[np.ndarray]:
                 st = entry.stat(follow_symlinks=False)
                 if st.st_size != sizes[i]:
                     suspects.append(i)
-                elif st.st_ctime_ns >= previous.written_ns:  # changed since the state was saved
+                elif st.st_ctime_ns >= previous.fence_ns:  # changed since that compile
                     with open(entry.path, "rb") as fh:
                         if hashlib.sha256(fh.read()).digest() != previous.digests[i]:
                             suspects.append(i)

@@ -135,10 +135,16 @@ def compile_validated(project: Project, environments: Iterable[str], out: Path, 
 
 def _commit(out: Path, staged: Sequence[Staged], files: Sequence[_StagedFile]) -> None:
     """Put every staged output in place, or (on any error) none of it."""
-    for s in staged:  # a crash from here on means a full build next time, never a wrong update
-        cache_paths(out, s.environment)[1].unlink(missing_ok=True)
+    # The state files go aside first: a crash from here on means a full build next time,
+    # never an update of output the state does not describe.
+    states: list[tuple[Path, Path]] = []
     done: list[Any] = []
     try:
+        for s in staged:
+            state = cache_paths(out, s.environment)[1]
+            if state.exists():
+                states.append((state, temp_name(state, "old")))
+                os.replace(*states[-1])
         for item in [*(s for s in staged if s.incremental), *files]:
             done.append(item)  # undo handles a commit that stopped half-way
             item.commit()
@@ -146,7 +152,11 @@ def _commit(out: Path, staged: Sequence[Staged], files: Sequence[_StagedFile]) -
     except BaseException:
         for item in reversed(done):
             item.undo()
+        for state, aside in states:  # the previous output is back, and so is its record
+            os.replace(aside, state)
         raise
+    for _, aside in states:
+        aside.unlink(missing_ok=True)
 
 
 def compile_project(root: Path, *, environments: Optional[Sequence[str]] = None, out: Path = Path("dist"),

@@ -130,7 +130,9 @@ class State:
     digests: list[bytes]  # raw sha256 of each bundle, in ``slugs`` order
     sizes: np.ndarray  # bytes of each bundle (uint32), in ``slugs`` order
     manifest: str  # hex sha256 of the manifest written
-    written_ns: int = 0  # the state file's ctime when loaded (0 for a state not read from disk)
+    #: The manifest's ctime once in place: every bundle this compile wrote has an older or equal
+    #: one, so a bundle with a newer ctime was changed since (``touch`` cannot set a ctime).
+    fence_ns: int = 0
 
 
 def save_state(path: Path, environment: str, state: State) -> None:
@@ -138,16 +140,12 @@ def save_state(path: Path, environment: str, state: State) -> None:
     sizes = np.ascontiguousarray(state.sizes, dtype="<u4")
     write_blob(path, {"kind": "state", "version": STATE_VERSION, "environment": environment,
                       "keys": list(state.keys), "slugs": len(names), "width": state.packed.shape[1],
-                      "manifest": state.manifest},
+                      "manifest": state.manifest, "fence": state.fence_ns},
                names + np.ascontiguousarray(state.packed).tobytes() + sizes.tobytes() + b"".join(state.digests))
 
 
 def load_state(path: Path, environment: str, keys: Sequence[str]) -> Optional[State]:
     """The state saved for ``environment`` if it is intact and was made for the same ``keys``."""
-    try:
-        written = path.stat().st_ctime_ns
-    except OSError:
-        return None
     blob = read_blob(path)
     if blob is None:
         return None
@@ -155,8 +153,8 @@ def load_state(path: Path, environment: str, keys: Sequence[str]) -> Optional[St
     if (meta.get("kind") != "state" or meta.get("version") != STATE_VERSION
             or meta.get("environment") != environment or meta.get("keys") != list(keys)):
         return None
-    cut, width, manifest = meta.get("slugs"), meta.get("width"), meta.get("manifest")
-    if not isinstance(cut, int) or not isinstance(width, int) or not isinstance(manifest, str):
+    cut, width, manifest, fence = meta.get("slugs"), meta.get("width"), meta.get("manifest"), meta.get("fence")
+    if not (isinstance(cut, int) and isinstance(width, int) and isinstance(manifest, str) and isinstance(fence, int)):
         return None
     try:
         slugs = json.loads(payload[:cut])
@@ -169,4 +167,4 @@ def load_state(path: Path, environment: str, keys: Sequence[str]) -> Optional[St
     sizes = np.frombuffer(payload, dtype="<u4", offset=cut + n * width, count=n)
     raw = payload[cut + n * (width + 4):]
     digests = [raw[i:i + 32] for i in range(0, len(raw), 32)]
-    return State(list(keys), slugs, packed, digests, sizes, manifest, written)
+    return State(list(keys), slugs, packed, digests, sizes, manifest, fence)
