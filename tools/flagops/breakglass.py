@@ -88,7 +88,8 @@ def _unreviewed_commits(repo: Any) -> list[tuple[str, str]]:
 
 def break_glass(root: Path, key: str, *, reason: str, environment: str, target: str,
                 endpoint_url: Optional[str] = None, progress: Optional[Any] = None,
-                warn: Optional[Any] = None, today: Optional[_dt.date] = None) -> BreakGlassResult:
+                warn: Optional[Any] = None, today: Optional[_dt.date] = None,
+                confirm: Optional[Any] = None) -> BreakGlassResult:
     """Kill a flag, commit it, compile the committed tree for one environment and publish it now.
 
     Checks first (before changing anything) that the target's published revision is part of the
@@ -140,7 +141,7 @@ def break_glass(root: Path, key: str, *, reason: str, environment: str, target: 
     if path.is_file() and repo.git.status("--porcelain", "--", rel).strip():
         raise FlagopsError(f"nothing was changed: {rel} has uncommitted changes, which the kill commit would "
                            "publish unreviewed", hint=f"git diff {rel}; commit or stash them, then run the kill again")
-    edit = kill_flag(root, key, today=today)
+    edit = kill_flag(root, key, reason=reason, today=today, confirm=confirm)  # a risky kill asks first
     dirty = bool(repo.git.status("--porcelain", "--", rel).strip())
     commit = commit_file(root, path, kill_message(key, reason)) if dirty else None
     committed = time.monotonic()

@@ -19,11 +19,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Optional, Sequence
 
+import numpy as np
+
 from .errors import FlagopsError, InvalidInputError, UsageError
 from .gitsource import GitSource
 from .history import open_repo, semantic_changes
 from .loading import FLAG_SUFFIX, FLAGS_DIR, SCHEMA_DIR, FsSource, Project, Source, load_flags, load_project
-from .matrix import TenantIndex, enabled_tenants, normalise_flag
+from .impact import EXAMPLES, RISK_ROLLOUT_JUMP, compare
+from .matrix import TenantIndex, normalise_flag
 from .problems import Problem
 from .render import render
 from .schemas import SCHEMA_FILES, Schemas
@@ -33,11 +36,6 @@ __all__ = ["EnvironmentPlan", "FlagPlan", "Plan", "make_plan", "render_plan",
            "RISK_ROLLOUT_JUMP", "WORKTREE"]
 
 WORKTREE = "worktree"
-#: A rollout that moves by more than this many points in one change is flagged as risky.
-RISK_ROLLOUT_JUMP = 50
-#: The environment where turning a flag on for every tenant is flagged as risky.
-PRODUCTION = "production"
-EXAMPLES = 10
 
 
 @dataclass
@@ -138,41 +136,6 @@ def _base_flag_errors(base: Project, head: Project, schemas: Schemas) -> list[Pr
                   key=lambda p: (p.path, p.line, p.col, p.rule))
 
 
-# --------------------------------------------------------------------------- risks
-
-
-def _rollout_level(flag: Optional[Mapping[str, Any]]) -> Optional[int]:
-    """How much of its scope a flag reaches, in percent; None for targeted (no percentage)."""
-    if flag is None:
-        return 0
-    state = flag.get("state")
-    if state == "rollout":
-        pct = flag.get("pct")
-        return pct if isinstance(pct, int) and not isinstance(pct, bool) else 0
-    if state == "on":
-        return 100
-    if state == "targeted":
-        return None
-    return 0
-
-
-def _risks(environment: str, plan: FlagPlan, before: Optional[Mapping[str, Any]],
-           after: Optional[Mapping[str, Any]]) -> list[str]:
-    risks = []
-    if (plan.turned_on or plan.turned_off) and plan.action != "deleted":
-        a, b = _rollout_level(before), _rollout_level(after)
-        rollout = "rollout" in ((before or {}).get("state"), (after or {}).get("state"))
-        if rollout and a is not None and b is not None and abs(b - a) > RISK_ROLLOUT_JUMP:
-            verb = "jumps" if b > a else "drops"
-            risks.append(f"rollout {verb} from {a}% to {b}% at once (more than {RISK_ROLLOUT_JUMP} points)")
-    if (environment == PRODUCTION and plan.tenant_count > 0 and plan.enabled_after == plan.tenant_count
-            and plan.enabled_before < plan.tenant_count):
-        risks.append(f"turned on for every tenant of {PRODUCTION} ({plan.tenant_count})")
-    if plan.action == "deleted" and plan.enabled_before > 0:
-        risks.append(f"deleted while still on for {plan.enabled_before} of {plan.tenant_count} tenants")
-    return risks
-
-
 # --------------------------------------------------------------------------- planning
 
 
@@ -191,34 +154,18 @@ def _plan_environment(environment: str, tenants: Sequence[Mapping[str, Any]],
         if index is None:
             index = TenantIndex.build(tenants)
         action = "created" if before is None else "deleted" if after is None else "updated"
-        on_before: set[int] = set()
-        if before is not None and key not in broken_base:
-            on_before = enabled_tenants(key, before, index, environment)
-        if after is None:
-            on_after: set[int] = set()
-        elif (before is not None and key not in broken_base
-              and normalise_flag(before) == normalise_flag(after)):
-            on_after = on_before  # same state, pct and scope: same tenants
-        else:
-            on_after = enabled_tenants(key, after, index, environment)
-        if before is not None and after is not None and not changes and on_before == on_after:
+        # A base flag that fails validation counts as off: the compiler refuses to publish it.
+        broken = key in broken_base
+        same = (before is not None and after is not None and not broken
+                and normalise_flag(before) == normalise_flag(after))  # same tenants: evaluate once
+        impact = compare(key, before, after, index, environment, plans_order,
+                         before_column=np.zeros(len(index), dtype=bool) if broken else None, same=same)
+        if before is not None and after is not None and not changes and not impact.changed:
             continue
-        up, down = on_after - on_before, on_before - on_after
-        by_plan: dict[str, dict[str, int]] = {}
-        for positions, what in ((up, "on"), (down, "off")):
-            for i in positions:
-                counts = by_plan.setdefault(str(tenants[i].get("plan")), {"on": 0, "off": 0})
-                counts[what] += 1
-        rank = {p: n for n, p in enumerate(plans_order)}
-        flag_plan = FlagPlan(
-            key=key, action=action, changes=changes,
-            enabled_before=len(on_before), enabled_after=len(on_after), tenant_count=len(tenants),
-            turned_on=sorted(tenants[i]["slug"] for i in up),
-            turned_off=sorted(tenants[i]["slug"] for i in down),
-            by_plan={p: by_plan[p] for p in sorted(by_plan, key=lambda p: (rank.get(p, len(rank)), p))},
-        )
-        flag_plan.risks = _risks(environment, flag_plan, before, after)
-        result.flags.append(flag_plan)
+        result.flags.append(FlagPlan(
+            key=key, action=action, changes=changes, enabled_before=impact.enabled_before,
+            enabled_after=impact.enabled_after, tenant_count=impact.total, turned_on=impact.turned_on,
+            turned_off=impact.turned_off, by_plan=impact.by_plan, risks=impact.risks))
     return result
 
 
