@@ -81,11 +81,13 @@ def mixed_repo(repo) -> None:  # type: ignore[no-untyped-def]
     (repo.root / "flags" / "legacy.yml").write_text("key: legacy\n")
 
 
-EXPECTED_TEXT = """\
+# The allowed fields, in the schema's order (the schema may gain fields).
+ALLOWED = ", ".join(json.loads((ROOT / "schema" / "flag.schema.json").read_text(encoding="utf-8"))["properties"])
+EXPECTED_TEXT = f"""\
 flags/bad_name.yaml:1:6: error: key "other_name" does not match the file name bad_name.yaml; rename the file to other_name.yaml or set key: bad_name (key-filename)
 flags/bad_name.yaml:5:17: error: tenant "acm" is in no tenant inventory (did you mean "acme"?) (unknown-tenant)
 flags/bad_pct.yaml:4:6: error: pct 150 is above the maximum of 100 (schema)
-flags/bad_pct.yaml:5:1: error: unknown field "colour"; allowed: key, description, owner, expires, state, pct, scope (schema)
+flags/bad_pct.yaml:5:1: error: unknown field "colour"; allowed: {ALLOWED} (schema)
 flags/bad_yaml.yaml:3:6: error: YAML syntax error: expected ',' or ']', but got ':' (while parsing a flow sequence) (yaml-syntax)
 flags/legacy.yml:1:1: error: not a .yaml flag file: rename it to legacy.yaml (stray-file)
 flags/warn_only.yaml:4:1: warning: pct is ignored for an off flag; it only applies to rollout (ignored-pct)

@@ -49,8 +49,53 @@ def _pattern(validator: Any, pattern: str, instance: Any, schema: Any) -> Iterat
         yield ValidationError(f"{instance!r} does not match {pattern!r}")
 
 
-#: Draft 2020-12 with ECMA-262 anchors for ``pattern`` (and so for ``propertyNames``).
-Validator = validators.extend(Draft202012Validator, {"pattern": _pattern})
+def _is_integer(checker: Any, instance: Any) -> bool:
+    # An integer as written: YAML reads 5.0, 1e2 and 012 as floats, which JSON Schema would
+    # otherwise accept as the integers 5, 100 and 12.
+    return isinstance(instance, int) and not isinstance(instance, bool)
+
+
+#: Draft 2020-12 with ECMA-262 anchors for ``pattern`` (and so for ``propertyNames``), and
+#: integers only as written.
+Validator = validators.extend(Draft202012Validator, {"pattern": _pattern},
+                              type_checker=Draft202012Validator.TYPE_CHECKER.redefine("integer", _is_integer))
+
+
+#: What ``tenants.schema.json`` says, minus annotations, when the fast inventory check in
+#: validation applies: that check mirrors exactly this (the slug pattern and the plans are read
+#: from ``flag.schema.json``). Any other tenants schema is checked by jsonschema alone.
+FAST_TENANTS_SHAPE: dict[str, Any] = {
+    "type": "array",
+    "items": {"$ref": "#/$defs/tenant"},
+    "$defs": {"tenant": {
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["id", "slug", "plan"],
+        "properties": {
+            "id": {"type": "string", "minLength": 1},
+            "slug": {"$ref": "flag.schema.json#/$defs/slug"},
+            "plan": {"$ref": "flag.schema.json#/$defs/plan"},
+            "partnerSlug": {"$ref": "flag.schema.json#/$defs/slug"},
+            "name": {"type": "string"},
+        },
+    }},
+}
+_ANNOTATIONS = frozenset({"$schema", "$id", "$comment", "title", "description", "examples", "default"})
+
+
+def schema_shape(node: Any) -> Any:
+    """A schema without annotations, each ``$ref`` reduced to its file name and fragment."""
+    if isinstance(node, dict):
+        return {k: (_ref_name(v) if k == "$ref" and isinstance(v, str) else schema_shape(v))
+                for k, v in node.items() if k not in _ANNOTATIONS}
+    if isinstance(node, list):
+        return [schema_shape(v) for v in node]
+    return node
+
+
+def _ref_name(ref: str) -> str:
+    target, _, fragment = ref.partition("#")
+    return f"{target.rsplit('/', 1)[-1]}#{fragment}"
 
 
 @dataclass
@@ -109,3 +154,13 @@ class Schemas:
     @property
     def slug_pattern(self) -> str:
         return str(self.documents["flag"]["$defs"]["slug"]["pattern"])
+
+    @cached_property
+    def fast_tenants_check(self) -> bool:
+        """True when the tenants schema is the one validation's fast inventory check mirrors."""
+        defs = self.documents["flag"].get("$defs", {})
+        slug, plan = schema_shape(defs.get("slug")), schema_shape(defs.get("plan"))
+        return (schema_shape(self.documents["tenants"]) == FAST_TENANTS_SHAPE
+                and isinstance(slug, dict) and set(slug) == {"type", "pattern"} and slug["type"] == "string"
+                and isinstance(plan, dict) and set(plan) == {"enum"}
+                and all(isinstance(p, str) for p in plan["enum"]))

@@ -10,6 +10,7 @@ import datetime as _dt
 import difflib
 import json
 import re
+import unicodedata
 from pathlib import Path
 from typing import Any, Iterable, Optional
 
@@ -79,6 +80,8 @@ def _schema_message(error: ValidationError) -> str:
         hint = ""
         if "string" in wanted and isinstance(value, (int, float)) and not isinstance(value, bool):
             hint = " (quote it)"
+        elif "integer" in wanted and isinstance(value, float) and value.is_integer():
+            hint = f" (write the digits only: {int(value)})"
         return f"{field} must be {' or '.join(names.get(w, w) for w in wanted)}, not {got}{hint}"
     if kind == "pattern":
         if isinstance(value, str) and not value.strip():
@@ -167,10 +170,28 @@ def _all_unique(data: Any) -> bool:
     return len(set(ids)) == len(ids) and len(set(slugs)) == len(slugs)
 
 
+def _not_nfc(doc: Document) -> list[Problem]:
+    """Ids and slugs must be NFC: the rollout hashes the id's bytes, and "é" has two spellings."""
+    if not isinstance(doc.data, list):
+        return []
+    values = [(i, f, t[f]) for i, t in enumerate(doc.data) if type(t) is dict
+              for f in ("id", "slug", "partnerSlug") if type(t.get(f)) is str and not t[f].isascii()]
+    problems = []
+    for i, field, value in values:
+        if not unicodedata.is_normalized("NFC", value):
+            line, col = doc.locate((i, field))
+            problems.append(Problem(doc.path, line, col, "not-nfc",
+                                    f"tenant {field} {_show(value)} is not in Unicode NFC; the same "
+                                    f"characters in NFC are {_show(unicodedata.normalize('NFC', value))} "
+                                    "(export ids and slugs NFC-normalised)"))
+    return problems
+
+
 def inventory_problems(doc: Document, schemas: Schemas) -> list[Problem]:
     pattern = schemas.slug_pattern.lstrip("^").rstrip("$")
     problems: list[Problem] = []
-    fast_ok = _tenants_fast_ok(doc.data, set(schemas.plans), re.compile(pattern))
+    fast_ok = schemas.fast_tenants_check and _tenants_fast_ok(doc.data, set(schemas.plans), re.compile(pattern))
+    problems.extend(_not_nfc(doc))
     if not fast_ok:
         problems = schema_problems(doc, schemas.tenants_validator)
         if not isinstance(doc.data, list):
@@ -259,6 +280,10 @@ def flag_problems(stem: str, doc: Document, schemas: Schemas, known_tenants: set
     return problems
 
 
+#: Reader problems that leave the value null, so the schema's complaint would only repeat them.
+_REFUSED_VALUES = ("yaml-tag", "yaml-alias", "number-too-large", "too-deep")
+
+
 def validate_project(project: Project, schemas: Schemas, *, today: Optional[_dt.date] = None) -> Result:
     """Every problem of a loaded project: load problems, schema problems and semantic rules."""
     result = Result()
@@ -285,7 +310,7 @@ def validate_project(project: Project, schemas: Schemas, *, today: Optional[_dt.
             result.extend(flag_problems(stem, doc, schemas, known_tenants, known_partners,
                                         unknown_severity, today))
     # A value the reader already refused (an unsupported tag) reads as null: no second error.
-    refused = {(p.path, p.line, p.col) for p in project.problems if p.rule in ("yaml-tag", "yaml-alias")}
+    refused = {(p.path, p.line, p.col) for p in project.problems if p.rule in _REFUSED_VALUES}
     if refused:
         result.problems = [p for p in result.problems
                            if p.rule != "schema" or (p.path, p.line, p.col) not in refused]

@@ -1,0 +1,595 @@
+"""Parse flag files and tenant inventories into plain data, keeping the line and column of every node.
+
+YAML is read the way operators type it: only ``true``/``false`` are booleans (``on``, ``off``,
+``yes`` and ``no`` stay strings), dates stay strings, duplicated keys are errors at the
+duplicate, anchors and aliases are refused. Large JSON inventories take a fast path and are
+only re-parsed with positions when something in them needs pointing at.
+
+Every parser here is bounded and never raises on hostile bytes: nesting deeper than
+:data:`MAX_DEPTH`, integers longer than :data:`MAX_INT_DIGITS` digits and strings no UTF-8 file
+can hold (lone surrogates written as escapes) are located problems, so nothing later in the
+pipeline meets them.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from typing import Any, Iterable, Optional
+
+import yaml
+from yaml.events import AliasEvent, CollectionStartEvent
+from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+
+from .problems import Problem
+
+#: A flag file must stay under this size; inventories may be much larger.
+MAX_FLAG_BYTES = 1024 * 1024
+MAX_INVENTORY_BYTES = 256 * 1024 * 1024
+#: Lists and mappings nested deeper than this are refused (a flag needs 3, an inventory 2).
+MAX_DEPTH = 32
+#: Integers with more digits are refused (a pct has at most 3).
+MAX_INT_DIGITS = 100
+#: Something that may be a YAML anchor or alias; libyaml cannot report them, so such
+#: text is re-read by the pure-Python composer, which refuses them at their position.
+_ANCHOR_HINT = re.compile(r"(?:^|[\s\[\{,])[&*][^\s\[\]\{\},]", re.MULTILINE)
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+JsonPath = tuple  # a path of keys and indices into a document
+Position = tuple[int, int]  # (line, col), both 1-based
+
+
+# --------------------------------------------------------------------------- YAML reading
+
+
+class _Resolver(yaml.resolver.BaseResolver):
+    """YAML 1.2 core-schema scalars: no yes/no/on/off booleans, no sexagesimals, no dates."""
+
+
+_Resolver.add_implicit_resolver(
+    "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
+)
+_Resolver.add_implicit_resolver(
+    "tag:yaml.org,2002:int",
+    re.compile(r"^(?:[-+]?(?:0|[1-9][0-9]*)|0o[0-7]+|0x[0-9a-fA-F]+)$"),
+    list("-+0123456789"),
+)
+_Resolver.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(
+        r"^(?:[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?"
+        r"|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$"
+    ),
+    list("-+0123456789."),
+)
+_Resolver.add_implicit_resolver(
+    "tag:yaml.org,2002:null", re.compile(r"^(?:~|null|Null|NULL|)$"), ["~", "n", "N", ""]
+)
+
+
+class _AnchorError(yaml.MarkedYAMLError):
+    pass
+
+
+class _DepthError(yaml.MarkedYAMLError):
+    pass
+
+
+def _too_deep(at: str = "") -> str:
+    return (f"lists and mappings are nested more than {MAX_DEPTH} levels deep{at}; "
+            "a flag needs three, an inventory two")
+
+
+class _Loader(
+    yaml.reader.Reader, yaml.scanner.Scanner, yaml.parser.Parser, yaml.composer.Composer, _Resolver
+):
+    """Pure-Python composer that refuses anchors, aliases and deep nesting where they occur."""
+
+    def __init__(self, stream: str):
+        yaml.reader.Reader.__init__(self, stream)
+        yaml.scanner.Scanner.__init__(self)
+        yaml.parser.Parser.__init__(self)
+        yaml.composer.Composer.__init__(self)
+        _Resolver.__init__(self)
+        self._depth = 0
+
+    def compose_node(self, parent: Any, index: Any) -> Node:  # type: ignore[override]
+        event = self.peek_event()
+        if isinstance(event, AliasEvent):
+            raise _AnchorError(
+                None, None, f"alias *{event.anchor} is not allowed (write the value out)",
+                event.start_mark,
+            )
+        if getattr(event, "anchor", None) is not None:
+            raise _AnchorError(
+                None, None, f"anchor &{event.anchor} is not allowed (write the value out)",
+                event.start_mark,
+            )
+        if not isinstance(event, CollectionStartEvent):
+            return super().compose_node(parent, index)
+        # The composer recurses once per level: stop long before Python's recursion limit.
+        self._depth += 1
+        try:
+            if self._depth > MAX_DEPTH:
+                raise _DepthError(None, None, _too_deep(), event.start_mark)
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+
+
+try:
+    from yaml.cyaml import CParser as _CParser
+except ImportError:  # pragma: no cover - libyaml is present in every supported install
+    _CParser = None  # type: ignore[assignment,misc]
+
+if _CParser is not None:
+
+    class _CLoader(_CParser, _Resolver):  # type: ignore[misc,name-defined]
+        """libyaml composer for large inventories; aliases are caught by node identity."""
+
+        def __init__(self, stream: str):
+            _CParser.__init__(self, stream)  # type: ignore[attr-defined]
+            _Resolver.__init__(self)
+
+else:  # pragma: no cover - libyaml is present in every supported install
+    _CLoader = None  # type: ignore[assignment,misc]
+
+
+def _pos(node: Node) -> Position:
+    return (node.start_mark.line + 1, node.start_mark.column + 1)
+
+
+class _NumberError(ValueError):
+    def __init__(self, digits: str):
+        super().__init__(f"a number of {len(digits)} characters is too long "
+                         f"(at most {MAX_INT_DIGITS} digits); quote it if it is an identifier")
+
+
+def _scalar_value(node: ScalarNode) -> Any:
+    tag, value = node.tag, node.value
+    if tag == "tag:yaml.org,2002:str":
+        return value
+    if tag == "tag:yaml.org,2002:bool":
+        return value.lower() == "true"
+    if tag == "tag:yaml.org,2002:int":
+        if len(value) > MAX_INT_DIGITS:
+            raise _NumberError(value)
+        return int(value, 0)
+    if tag == "tag:yaml.org,2002:float":
+        low = value.lower()
+        if low.endswith(".inf"):
+            return float("-inf") if low.startswith("-") else float("inf")
+        if low == ".nan":
+            return float("nan")
+        return float(value)
+    if tag == "tag:yaml.org,2002:null":
+        return None
+    raise ValueError(f"the tag {tag} is not supported (use plain strings, numbers and lists)")
+
+
+class _Converter:
+    """Turns a node tree into plain data plus a position for every value and key."""
+
+    def __init__(self, path: str):
+        self.path = path
+        self.positions: dict[JsonPath, Position] = {}
+        self.key_positions: dict[JsonPath, Position] = {}
+        self.problems: list[Problem] = []
+        self._seen: set[int] = set()
+
+    def convert(self, node: Node, at: JsonPath = (), depth: int = 0) -> Any:
+        if id(node) in self._seen:
+            line, col = _pos(node)
+            self.problems.append(
+                Problem(self.path, line, col, "yaml-alias", "aliases are not allowed (write the value out)")
+            )
+            return None
+        self._seen.add(id(node))
+        self.positions[at] = _pos(node)
+        if isinstance(node, ScalarNode):
+            try:
+                return _scalar_value(node)
+            except ValueError as exc:
+                line, col = _pos(node)
+                rule = "number-too-large" if isinstance(exc, _NumberError) else "yaml-tag"
+                self.problems.append(Problem(self.path, line, col, rule, str(exc)))
+                return None
+        depth += 1
+        if depth > MAX_DEPTH:  # libyaml composes up to 1,000 levels; keep to the same bound
+            line, col = _pos(node)
+            self.problems.append(Problem(self.path, line, col, "too-deep", _too_deep()))
+            return None
+        if isinstance(node, SequenceNode):
+            return [self.convert(child, at + (i,), depth) for i, child in enumerate(node.value)]
+        if isinstance(node, MappingNode):
+            out: dict[str, Any] = {}
+            for key_node, value_node in node.value:
+                if not isinstance(key_node, ScalarNode):
+                    line, col = _pos(key_node)
+                    self.problems.append(
+                        Problem(self.path, line, col, "yaml-key", "a mapping key must be a plain string")
+                    )
+                    continue
+                key = key_node.value
+                if key in out:
+                    line, col = _pos(key_node)
+                    first = self.key_positions.get(at + (key,), (0, 0))[0]
+                    self.problems.append(
+                        Problem(
+                            self.path, line, col, "duplicate-key",
+                            f"duplicate key {json.dumps(key, ensure_ascii=False)} (first defined on line {first}); keep one",
+                        )
+                    )
+                    continue
+                self.key_positions[at + (key,)] = _pos(key_node)
+                out[key] = self.convert(value_node, at + (key,), depth)
+            return out
+        raise TypeError(f"unexpected node {node!r}")  # pragma: no cover
+
+
+# --------------------------------------------------------------------------- documents
+
+
+@dataclass
+class Document:
+    """Parsed data of one file, with lazy access to the position of every value."""
+
+    path: str
+    data: Any
+    text: str = ""
+    positions: Optional[dict[JsonPath, Position]] = None
+    key_positions: Optional[dict[JsonPath, Position]] = None
+
+    def _ensure_positions(self) -> None:
+        if self.positions is not None:
+            return
+        # Fast-parsed documents (JSON) get positions only when something needs locating.
+        self.positions, self.key_positions = {}, {}
+        try:
+            node = _compose(self.text, fast=True)
+        except yaml.YAMLError:
+            try:  # libyaml refuses some escapes JSON allows (a lone surrogate)
+                node = _compose(self.text, fast=False)
+            except yaml.YAMLError:
+                return
+        if node is not None:
+            conv = _Converter(self.path)
+            conv.convert(node)
+            self.positions, self.key_positions = conv.positions, conv.key_positions
+
+    def locate(self, at: Iterable[Any] = (), *, key: bool = False) -> Position:
+        """Position of the value at ``at`` (of its key with ``key=True``), else the nearest parent."""
+        self._ensure_positions()
+        assert self.positions is not None and self.key_positions is not None
+        at = tuple(at)
+        if key and at in self.key_positions:
+            return self.key_positions[at]
+        while True:
+            if at in self.positions:
+                return self.positions[at]
+            if not at:
+                return (1, 1)
+            at = at[:-1]
+
+
+def _compose(text: str, *, fast: bool) -> Optional[Node]:
+    if fast and _CLoader is not None:
+        loader = _CLoader(text)
+        try:
+            return loader.get_single_node()
+        except yaml.scanner.ScannerError as exc:
+            if "nesting depth" not in str(exc):
+                raise
+            # libyaml stops at 1,000 levels; the pure-Python composer names the level that is too deep.
+        finally:
+            loader.dispose()
+    loader = _Loader(text)
+    try:
+        return loader.get_single_node()
+    finally:
+        loader.dispose()
+
+
+def too_large(path: str, size: int, limit: int) -> Problem:
+    """The problem of a file of ``size`` bytes or more against a limit of ``limit``."""
+    return Problem(path, 1, 1, "file-too-large", f"the file is {size} bytes; it must stay under {limit} bytes")
+
+
+def _line_col(text: str, at: int) -> Position:
+    return text.count("\n", 0, at) + 1, at - (text.rfind("\n", 0, at) + 1) + 1
+
+
+def _unencodable(path: str, doc: "Document") -> list[Problem]:
+    """Strings no UTF-8 file can hold (a lone surrogate, written as an escape) become problems.
+
+    The offending strings are replaced by their escaped form, so a caller that prints the
+    document anyway (``show``) cannot crash on them.
+    """
+    found: list[tuple[JsonPath, bool, str]] = []
+    stack: list[tuple[JsonPath, Any]] = [((), doc.data)]
+    while stack:
+        at, value = stack.pop()
+        if isinstance(value, dict):
+            for key in list(value):
+                item = value[key]
+                if isinstance(key, str) and _SURROGATE.search(key):
+                    found.append((at + (key,), True, key))
+                    del value[key]
+                    key = _escaped(key)
+                    value[key] = item
+                if isinstance(item, str) and _SURROGATE.search(item):
+                    found.append((at + (key,), False, item))
+                    value[key] = _escaped(item)
+                elif isinstance(item, (dict, list)):
+                    stack.append((at + (key,), item))
+        elif isinstance(value, list):
+            for i, item in enumerate(value):
+                if isinstance(item, str) and _SURROGATE.search(item):
+                    found.append((at + (i,), False, item))
+                    value[i] = _escaped(item)
+                elif isinstance(item, (dict, list)):
+                    stack.append((at + (i,), item))
+        elif isinstance(value, str) and _SURROGATE.search(value):
+            found.append(((), False, value))
+            doc.data = _escaped(value)
+    problems = []
+    for at, key, value in found:
+        char = _SURROGATE.search(value).group()  # type: ignore[union-attr]
+        line, col = doc.locate(at, key=key)
+        problems.append(Problem(
+            path, line, col, "unencodable-string",
+            f"{'the key' if key else 'the string'} \"{_escaped(value)}\" holds the lone surrogate "
+            f"U+{ord(char):04X}, which UTF-8 cannot encode; write the character itself "
+            "(or \\U0001F600 for one outside the BMP), not half of a UTF-16 pair"))
+    return sorted(problems)
+
+
+def _escaped(value: str) -> str:
+    return value.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def _may_hold_surrogates(text: str) -> bool:
+    # Decoded UTF-8 never holds one; only a \u escape can make one.
+    return "\\u" in text or "\\U" in text
+
+
+def _decode(path: str, raw: bytes) -> tuple[Optional[str], list[Problem]]:
+    if raw.startswith(b"\xef\xbb\xbf"):
+        raw = raw[3:]
+    try:
+        return raw.decode("utf-8"), []
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        col = exc.start - (raw.rfind(b"\n", 0, exc.start) + 1) + 1
+        return None, [
+            Problem(path, line, col, "encoding",
+                    f"the file is not valid UTF-8 (byte 0x{raw[exc.start]:02x}); save it as UTF-8")
+        ]
+
+
+def _yaml_problem(path: str, exc: yaml.YAMLError) -> Problem:
+    mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+    line, col = (mark.line + 1, mark.column + 1) if mark is not None else (1, 1)
+    if isinstance(exc, _AnchorError):
+        rule = "yaml-alias" if "alias" in str(exc.problem) else "yaml-anchor"
+        return Problem(path, line, col, rule, str(exc.problem))
+    what = getattr(exc, "problem", None) or str(exc)
+    context = getattr(exc, "context", None)
+    if context and str(what).startswith("but "):  # "expected X" + "but found Y" reads in that order
+        message = f"YAML syntax error: {context}, {what}"
+    else:
+        message = f"YAML syntax error: {what}" + (f" ({context})" if context else "")
+    return Problem(path, line, col, "yaml-syntax", message)
+
+
+# One line of the regular shape platform exports have: ``- key: value`` starting a tenant,
+# ``  key: value`` continuing it; values plain (one line, no indicator first), or quoted
+# without escapes; an optional trailing comment.
+_FAST_LINE = re.compile(
+    r"(- |  )([A-Za-z][A-Za-z0-9_]*):[ ]+"
+    r"(?:\"([^\"\\]*)\"|'([^']*)'|([^\s\-?:,\[\]{}#&*!|>'\"%@`][^\s#:]*(?:[ ]+[^\s#:]+)*))"
+    r"(?:[ ]+#.*)?[ ]*"
+)
+# Plain scalars the YAML 1.2 core schema does not read as strings (see _Resolver).
+_NOT_A_STRING = re.compile(
+    r"true|True|TRUE|false|False|FALSE|~|null|Null|NULL"
+    r"|[-+]?(?:0|[1-9][0-9]*)|0o[0-7]+|0x[0-9a-fA-F]+"
+    r"|[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN)"
+)
+
+
+def _fast_inventory(text: str) -> Optional[list[dict[str, Any]]]:
+    """Read an inventory of the regular exported shape without building a YAML node tree.
+
+    Returns None as soon as anything is outside that shape (flow style, anchors, escapes,
+    numbers, nesting, duplicate keys, ...): the full parser then reads the file and reports
+    its problems with positions. For what it accepts the result equals the full parser's.
+    """
+    if "\r" in text:
+        text = text.replace("\r\n", "\n")
+    # Other line breaks YAML knows, and characters it refuses: the full parser decides.
+    if "\r" in text or "\x85" in text or "\u2028" in text or "\u2029" in text \
+            or yaml.reader.Reader.NON_PRINTABLE.search(text):
+        return None
+    items: list[dict[str, Any]] = []
+    current: Optional[dict[str, Any]] = None
+    match = _FAST_LINE.fullmatch
+    not_a_string = _NOT_A_STRING.fullmatch
+    for line in text.split("\n"):
+        m = match(line)
+        if m is None:
+            stripped = line.strip(" ")
+            if not stripped or stripped.startswith("#"):
+                continue
+            return None
+        lead, key, dq, sq, plain = m.groups()
+        if plain is not None:
+            if plain[0] in "-+.0123456789tTfFnN~" and not_a_string(plain):
+                return None
+            value = plain
+        else:
+            value = dq if dq is not None else sq
+        if lead == "- ":
+            current = {key: value}
+            items.append(current)
+        elif current is None or key in current:
+            return None
+        else:
+            current[key] = value
+    return items or None
+
+
+def parse_yaml(path: str, raw: bytes, *, max_bytes: int = MAX_FLAG_BYTES, fast: bool = False
+               ) -> tuple[Optional[Document], list[Problem]]:
+    """Parse one YAML file with positions. Returns (document or None, problems); never raises."""
+    if len(raw) >= max_bytes:
+        return None, [too_large(path, len(raw), max_bytes)]
+    text, problems = _decode(path, raw)
+    if text is None:
+        return None, problems
+    if fast:
+        data = _fast_inventory(text)
+        if data is not None:
+            return Document(path, data, text), []  # positions computed only if needed
+        if _ANCHOR_HINT.search(text):
+            fast = False
+    try:
+        node = _compose(text, fast=fast)
+    except yaml.reader.ReaderError as exc:
+        # A character YAML refuses (libyaml reports a byte offset, so find it in the text).
+        bad = yaml.reader.Reader.NON_PRINTABLE.search(text)
+        at = bad.start() if bad else 0
+        line, col = _line_col(text, at)
+        char = text[at] if bad else "\ufffd"
+        return None, [Problem(path, line, col, "yaml-syntax",
+                              f"the character U+{ord(char):04X} is not allowed in YAML; remove it")]
+    except _DepthError as exc:
+        mark = exc.problem_mark
+        return None, [Problem(path, mark.line + 1, mark.column + 1, "too-deep", str(exc.problem))]
+    except yaml.YAMLError as exc:
+        return None, [_yaml_problem(path, exc)]
+    if node is None:
+        return None, [Problem(path, 1, 1, "empty-file", "the file holds no YAML document, only comments or blank lines")]
+    conv = _Converter(path)
+    data = conv.convert(node)
+    doc = Document(path, data, text, conv.positions, conv.key_positions)
+    problems = conv.problems
+    if _may_hold_surrogates(text):
+        problems = problems + _unencodable(path, doc)
+    return doc, problems
+
+
+def parse_flag_blob(path: str, raw: bytes) -> tuple[Optional[dict[str, Any]], list[Problem]]:
+    """The mapping of one flag file's bytes (an old git blob, say), or None and why not.
+
+    Bounded like every reader here (size, nesting, numbers, encodable strings), so a history
+    scan over old commits can show an unparseable version instead of crashing on it.
+    """
+    doc, problems = parse_yaml(path, raw, max_bytes=MAX_FLAG_BYTES, fast=True)
+    if doc is None or any(p.severity == "error" for p in problems) or not isinstance(doc.data, dict):
+        if doc is not None and not problems:
+            line, col = doc.locate(())
+            problems = [Problem(path, line, col, "not-a-mapping",
+                                "a flag file must be a YAML mapping (key: value lines)")]
+        return None, problems
+    return doc.data, problems
+
+
+class _DuplicateKey(ValueError):
+    def __init__(self, key: str):
+        super().__init__(key)
+        self.key = key
+
+
+class _BigNumber(ValueError):
+    pass
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in pairs:
+        if k in out:
+            raise _DuplicateKey(k)
+        out[k] = v
+    return out
+
+
+def _json_int(digits: str) -> int:
+    if len(digits) > MAX_INT_DIGITS:
+        raise _BigNumber(digits)
+    return int(digits)
+
+
+# JSON tokens that matter for locating: strings (skipped whole), brackets, long digit runs.
+_JSON_TOKEN = re.compile(r'"(?:[^"\\]|\\.)*"|[\[\]{}]|-?[0-9]{%d,}' % (MAX_INT_DIGITS + 1))
+
+
+def _json_locate(text: str, *, number: bool) -> Position:
+    """Where JSON text first nests too deep (or, with ``number``, holds a too long integer)."""
+    depth = 0
+    for m in _JSON_TOKEN.finditer(text):
+        token = m.group()
+        if token[0] == '"':
+            continue
+        if token in "[{":
+            depth += 1
+            if depth > MAX_DEPTH and not number:
+                return _line_col(text, m.start())
+        elif token in "]}":
+            depth -= 1
+        elif number:
+            return _line_col(text, m.start())
+    return 1, 1
+
+
+def _depth_exceeds(data: Any) -> bool:
+    """True when ``data`` nests lists and mappings deeper than MAX_DEPTH (one level at a time)."""
+    level = [data] if isinstance(data, (dict, list)) else []
+    for _ in range(MAX_DEPTH):
+        if not level:
+            return False
+        level = [v for c in level for v in (c.values() if type(c) is dict else c)
+                 if type(v) is dict or type(v) is list]
+    return bool(level)
+
+
+def parse_json(path: str, raw: bytes, *, max_bytes: int = MAX_INVENTORY_BYTES
+               ) -> tuple[Optional[Document], list[Problem]]:
+    """Parse one JSON file fast; positions are computed only if a problem needs them."""
+    if len(raw) >= max_bytes:
+        return None, [too_large(path, len(raw), max_bytes)]
+    text, problems = _decode(path, raw)
+    if text is None:
+        return None, problems
+    if not text.strip():
+        return None, [Problem(path, 1, 1, "empty-file", "the file is empty; it must hold a JSON array")]
+    try:
+        data = json.loads(text, object_pairs_hook=_no_duplicates, parse_int=_json_int)
+    except _DuplicateKey:
+        # Rare: locate the duplicate with the position-keeping reader.
+        doc, problems = parse_yaml(path, raw, max_bytes=max_bytes, fast=True)
+        dup = [p for p in problems if p.rule == "duplicate-key"]
+        return doc, dup or [Problem(path, 1, 1, "duplicate-key", "a JSON object repeats a key")]
+    except _BigNumber as exc:
+        line, col = _json_locate(text, number=True)
+        return None, [Problem(path, line, col, "number-too-large", str(_NumberError(exc.args[0])))]
+    except RecursionError:  # nested beyond what the decoder recurses into
+        data, deep = None, True
+    except json.JSONDecodeError as exc:
+        return None, [Problem(path, exc.lineno, exc.colno, "json-syntax", f"JSON syntax error: {exc.msg}")]
+    else:
+        deep = _depth_exceeds(data)
+    if deep:
+        line, col = _json_locate(text, number=False)
+        return None, [Problem(path, line, col, "too-deep", _too_deep())]
+    doc = Document(path, data, text)
+    if _may_hold_surrogates(text):
+        return doc, _unencodable(path, doc)
+    return doc, []
+
+
+def parse_file(path: str, raw: bytes, *, max_bytes: int) -> tuple[Optional[Document], list[Problem]]:
+    if path.endswith(".json"):
+        return parse_json(path, raw, max_bytes=max_bytes)
+    return parse_yaml(path, raw, max_bytes=max_bytes, fast=max_bytes > MAX_FLAG_BYTES)
