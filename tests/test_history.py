@@ -19,7 +19,8 @@ BOB = ("Bob Keller", "bob@dezky.eu")
 CAROL = ("Carol Novak", "carol@dezky.eu")
 DAN = ("Dan Weber", "dan@dezky.eu")
 
-ENTRY_KEYS = {"commit", "date", "authorName", "authorEmail", "subject", "key", "action", "changes"}
+ENTRY_KEYS = {"commit", "shortCommit", "date", "authorName", "authorEmail", "subject", "key", "action", "changes",
+              "unparseable"}
 
 TENANTS = """\
 - {id: t1, slug: acme, plan: business}
@@ -216,24 +217,26 @@ def test_cli_json_is_the_contract(story, flagops) -> None:
     assert run.code == 0, run.err
     data = json.loads(run.out)
     assert [set(e) for e in data] == [ENTRY_KEYS, ENTRY_KEYS]
-    assert data[1] == {"commit": shas["pct60"], "date": "2026-10-09T12:00:00+02:00",
+    assert data[1] == {"commit": shas["pct60"], "shortCommit": shas["pct60"][:12], "unparseable": [],
+                       "date": "2026-10-09T12:00:00+02:00",
                        "authorName": "Carol Novak", "authorEmail": "carol@dezky.eu",
                        "subject": "jmap: 60%", "key": "jmap_native_v2", "action": "updated",
                        "changes": [{"field": "pct", "before": 30, "after": 60}]}
 
 
 def test_cli_text_is_a_timeline(story, flagops) -> None:
-    g, _ = story
+    g, shas = story
     run = flagops("history", "jmap_native_v2", root=g.root)
     assert run.code == 0, run.err
     lines = run.out.splitlines()
-    assert lines[1] == '2026-10-09  carol@dezky.eu  pct 30 -> 60  "jmap: 60%"'
-    assert lines[2] == '2026-10-05  carol@dezky.eu  formatting only (no semantic change)  "Tidy jmap_native_v2.yaml"'
-    assert lines[4].startswith("2026-10-01  alice@dezky.eu  created: state rollout, pct 10, ")
+    assert lines[1] == f'2026-10-09 10:00 UTC  {shas["pct60"][:12]}  carol@dezky.eu  pct 30 -> 60  "jmap: 60%"'
+    assert lines[2].endswith('  carol@dezky.eu  formatting only (no semantic change)  "Tidy jmap_native_v2.yaml"')
+    assert lines[4].startswith("2026-10-01 ") and " UTC  " in lines[4]
+    assert "  alice@dezky.eu  created: state rollout, pct 10, " in lines[4]
     everything = flagops("history", "--since", "2026-10-10", root=g.root)
-    assert everything.out.splitlines()[1] == (
-        '2026-10-10  dan@dezky.eu  video_meetings  deleted (was state on, description "Jitsi video meetings")'
-        '  "Remove video_meetings"')
+    assert everything.out.splitlines()[1].endswith(
+        f'  {shas["delete"][:12]}  dan@dezky.eu  video_meetings  deleted (was state on, '
+        'description "Jitsi video meetings")  "Remove video_meetings"')
 
 
 def test_cli_errors(story, flagops, tmp_path: Path) -> None:

@@ -12,9 +12,7 @@ policy makes those public).
 from __future__ import annotations
 
 import datetime as _dt
-import os
 import shutil
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Optional
@@ -22,10 +20,11 @@ from typing import Any, Mapping, Optional
 from flagops_client.evaluation import AXES
 
 from .errors import FlagopsError, InvalidInputError
+from .fsutil import staging_directory, swap_directory
 from .listing import scope_summary
 from .loading import FLAG_SUFFIX, FLAGS_DIR
 from .matrix import TenantIndex, enabled_tenants
-from .render import TEMPLATES_DIR, render
+from .render import TEMPLATES_DIR, render, when
 from .revision import flags_revision
 from .stale import DEFAULT_DAYS, find_stale, last_changes
 from .validation import load_and_validate
@@ -47,17 +46,6 @@ class DashboardResult:
     flags: int
     pages: int
     notes: list[str] = field(default_factory=list)
-
-
-def _when(iso: str) -> str:
-    """``2026-11-27 17:20 UTC`` from a git ISO-8601 date (shown in UTC, the operators' clock)."""
-    try:
-        value = _dt.datetime.fromisoformat(iso)
-    except ValueError:
-        return iso
-    if value.tzinfo is not None:
-        value = value.astimezone(_dt.timezone.utc)
-    return value.strftime("%Y-%m-%d %H:%M UTC")
 
 
 def _expiry(value: Any, today: _dt.date) -> Optional[dict[str, Any]]:
@@ -89,9 +77,28 @@ def _history(root: Path, notes: list[str]) -> dict[str, list[dict[str, Any]]]:
     by_key: dict[str, list[dict[str, Any]]] = {}
     for entry in entries:
         shown = dict(entry)
-        shown["when"] = _when(entry["date"])
+        shown["when"] = when(entry["date"])
         by_key.setdefault(entry["key"], []).append(shown)
     return by_key
+
+
+def _deleted_flags(history: Mapping[str, list[dict[str, Any]]], current: set[str]) -> list[dict[str, Any]]:
+    """Flags whose newest change deleted them: listed with a badge, their last definition and history."""
+    out = []
+    for key, entries in sorted(history.items()):
+        if key in current or not entries or entries[0]["action"] != "deleted":
+            continue
+        last = {c["field"]: c["before"] for c in entries[0]["changes"]}
+        scope = {axis: last.get(f"scope.{axis}") or [] for axis in AXES}
+        state = last.get("state") or "off"
+        out.append({
+            "key": key, "description": last.get("description") or "", "owner": last.get("owner") or "",
+            "state": state, "pct": None, "scope": scope_summary(scope),
+            "scope_axes": [(axis, list(scope[axis])) for axis in AXES], "expiry": None, "stale": None,
+            "reach": [], "last": entries[0], "history": entries, "source": "", "href": f"flags/{key}.html",
+            "deleted": entries[0],
+        })
+    return out
 
 
 def _source(root: Path, key: str) -> str:
@@ -153,7 +160,9 @@ def dashboard_pages(root: Path, *, days: int = DEFAULT_DAYS, now: Optional[_dt.d
             "history": entries,
             "source": _source(root, key),
             "href": f"flags/{key}.html",
+            "deleted": None,
         })
+    flags += _deleted_flags(history, set(project.flag_data()))
 
     revision = flags_revision(root)
     context = {"flags": flags, "environments": environments, "revision": revision, "days": days,
@@ -166,7 +175,7 @@ def dashboard_pages(root: Path, *, days: int = DEFAULT_DAYS, now: Optional[_dt.d
     for flag in flags:
         files[flag["href"]] = render("dashboard/flag.html.j2", base="../", title=flag["key"], flag=flag,
                                      **context).encode("utf-8")
-    return files, notes, len(flags)
+    return files, notes, sum(1 for f in flags if not f["deleted"])
 
 
 def _replace_dir(out: Path, files: Mapping[str, bytes]) -> None:
@@ -177,22 +186,13 @@ def _replace_dir(out: Path, files: Mapping[str, bytes]) -> None:
         if any(out.iterdir()) and not (out / MARKER).is_file():
             raise FlagopsError(f"{out} is not empty and holds no dashboard; refusing to replace it",
                                hint="choose an empty or new directory for --out")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    tmp.chmod(0o755)  # mkdtemp's 0700 would hide the site from a web server's user
+    tmp = staging_directory(out.parent, f".{out.name}.build-")
     try:
         for rel, data in sorted(files.items()):
             path = tmp / rel
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_bytes(data)
-        os.chmod(tmp, 0o755)
-        old = None
-        if out.exists():
-            old = out.parent / f".{out.name}.old-{os.getpid()}"
-            os.replace(out, old)
-        os.replace(tmp, out)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
+        swap_directory(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

@@ -5,9 +5,12 @@ commit with the blob ids before and after each flag file; the blobs are then rea
 one persistent ``git cat-file`` process, parsed once per distinct blob and compared field by
 field. So a long history costs one log pass, never one git process per commit.
 
-An entry is ``{"commit", "date", "authorName", "authorEmail", "subject", "key", "action",
-"changes": [{"field", "before", "after"}]}``, newest first in git log order (children before
-parents). ``changes`` is empty for a pure formatting change (comments, order, quoting).
+An entry is ``{"commit", "shortCommit", "date", "authorName", "authorEmail", "subject", "key",
+"action", "changes": [{"field", "before", "after"}], "unparseable"}``, newest first in git log
+order (children before parents). ``changes`` is empty for a pure formatting change (comments,
+order, quoting). ``unparseable`` names the sides (``"before"``, ``"after"``) whose file did not
+parse as a flag at that commit (a broken commit, a hostile one): such a side has no fields, and
+is never read as "every field removed".
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ from .errors import FlagopsError, UsageError
 from .loading import FLAG_SUFFIX, FLAGS_DIR, MAX_FLAG_BYTES, parse_yaml
 from .validation import did_you_mean
 
-__all__ = ["FIELDS", "SCOPE_FIELDS", "HistoryScan", "flag_history", "open_repo", "scan_history",
+__all__ = ["FIELDS", "SCOPE_FIELDS", "SHORT", "HistoryScan", "flag_history", "open_repo", "scan_history",
            "semantic_changes", "parse_since"]
 
 #: The plain fields compared, in report order; then one field per scope axis.
@@ -39,6 +42,8 @@ _ACTIONS = {"A": "created", "D": "deleted", "M": "updated", "T": "updated"}
 _SAFE_KEY = re.compile(r"^[A-Za-z0-9_.-]{1,128}$")
 
 SinceLike = Union[_dt.date, _dt.datetime, str, None]
+#: Hex digits of a short commit hash, everywhere flagops shows one.
+SHORT = 12
 
 
 # --------------------------------------------------------------------------- semantic difference
@@ -252,21 +257,30 @@ def _iter_changes(r: _Repo, key: Optional[str], since: Union[_dt.date, _dt.datet
         raise FlagopsError(f"git log failed: {err or f'exit {code}'}")
 
 
+class _Unparseable:
+    """A flag file that did not parse at some commit: no fields, and not an absent file either."""
+
+
+UNPARSEABLE = _Unparseable()
+
+
 class _Blobs:
     """Parsed flag files by blob id, read through one persistent ``git cat-file`` process."""
 
     def __init__(self, repo: Any):
         self.repo = repo
-        self.cache: dict[str, Optional[dict[str, Any]]] = {}
+        self.cache: dict[str, Union[dict[str, Any], _Unparseable]] = {}
 
-    def get(self, sha: str, path: str) -> Optional[dict[str, Any]]:
+    def get(self, sha: str, path: str) -> Union[dict[str, Any], _Unparseable, None]:
         if sha == _NULL_SHA:
             return None
         if sha not in self.cache:
             _, _, _, raw = self.repo.git.get_object_data(sha)
-            doc, _ = parse_yaml(path, raw, max_bytes=MAX_FLAG_BYTES, fast=True)
-            # An unparsable or non-mapping file (a broken commit) has no fields to compare.
-            self.cache[sha] = doc.data if doc is not None and isinstance(doc.data, dict) else {}
+            try:
+                doc, _ = parse_yaml(path, raw, max_bytes=MAX_FLAG_BYTES, fast=True)
+            except RecursionError:  # a hostile old commit: nested deeper than any parser should go
+                doc = None
+            self.cache[sha] = doc.data if doc is not None and isinstance(doc.data, dict) else UNPARSEABLE
         return self.cache[sha]
 
 
@@ -305,16 +319,25 @@ def scan_history(r: _Repo, key: Optional[str] = None, *, limit: Optional[int] = 
         before = blobs.get(change.old_blob, path)
         after = blobs.get(change.new_blob, path)
         action = _ACTIONS[change.status]
+        unparseable = [side for side, v in (("before", before), ("after", after)) if v is UNPARSEABLE]
+        before = None if isinstance(before, _Unparseable) else before
+        after = None if isinstance(after, _Unparseable) else after
+        if "after" in unparseable or ("before" in unparseable and after is None):
+            changes: list[dict[str, Any]] = []  # nothing to compare a broken file with
+        else:
+            changes = semantic_changes(None if action == "created" else before,
+                                       None if action == "deleted" else after)
         scan.entries.append({
             "commit": change.commit,
+            "shortCommit": change.commit[:SHORT],
             "date": change.date,
             "authorName": change.author_name,
             "authorEmail": change.author_email,
             "subject": change.subject,
             "key": change.key,
             "action": action,
-            "changes": semantic_changes(None if action == "created" else before,
-                                        None if action == "deleted" else after),
+            "changes": changes,
+            "unparseable": unparseable,
         })
     return scan
 

@@ -129,11 +129,12 @@ def compare(key: str, before: Optional[Mapping[str, Any]], after: Optional[Mappi
     up = np.flatnonzero(now & ~was)
     down = np.flatnonzero(was & ~now)
     tenants = index.tenants
-    by_plan: dict[str, dict[str, int]] = {}
-    for positions, what in ((up, "on"), (down, "off")):
-        for i in positions.tolist():
-            counts = by_plan.setdefault(str(tenants[i].get("plan")), {"on": 0, "off": 0})
-            counts[what] += 1
+    axes = index.axes()
+    names = list(axes.plan_ids) + ["None"]  # the last code: a tenant without a plan
+    on = np.bincount(axes.plan_codes[up], minlength=len(names))
+    off = np.bincount(axes.plan_codes[down], minlength=len(names))
+    by_plan = {str(names[c]): {"on": int(on[c]), "off": int(off[c])}
+               for c in range(len(names)) if on[c] or off[c]}
     rank = {p: n for n, p in enumerate(plans_order)}
     impact = EnvironmentImpact(
         environment=environment, total=len(index),

@@ -7,15 +7,18 @@ goes into a markdown table with the ``md`` filter).
 
 from __future__ import annotations
 
+import datetime as _dt
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 import jinja2
 
+from .history import SHORT
+
 TEMPLATES_DIR = Path(__file__).resolve().parent / "templates"
 
-__all__ = ["TEMPLATES_DIR", "environment", "render", "show_value", "markdown_cell"]
+__all__ = ["TEMPLATES_DIR", "environment", "render", "show_value", "markdown_cell", "when"]
 
 
 def show_value(value: Any) -> str:
@@ -30,6 +33,17 @@ def show_value(value: Any) -> str:
     if isinstance(value, str) and (not text or any(c.isspace() or c in ',"[]' for c in text)):
         return '"' + text.replace('"', '\\"') + '"'
     return text
+
+
+def when(iso: str) -> str:
+    """``2026-11-27 17:20 UTC`` from a git ISO-8601 date: the operators' one clock."""
+    try:
+        value = _dt.datetime.fromisoformat(iso)
+    except ValueError:
+        return iso
+    if value.tzinfo is not None:
+        value = value.astimezone(_dt.timezone.utc)
+    return value.strftime("%Y-%m-%d %H:%M UTC")
 
 
 def markdown_cell(value: Any) -> str:
@@ -53,7 +67,8 @@ def environment() -> jinja2.Environment:
     )
     env.filters["value"] = show_value
     env.filters["md"] = markdown_cell
-    env.filters["short"] = lambda sha: str(sha)[:12]
+    env.filters["short"] = lambda sha: str(sha)[:SHORT]
+    env.filters["when"] = when
     return env
 
 
