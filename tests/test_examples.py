@@ -85,10 +85,12 @@ def test_every_flag_rule_has_an_example() -> None:
     rules = {e[2] for p in _examples("flags", "negative") for e in _expectations(p)}
     assert rules >= {"schema", "duplicate-key", "yaml-anchor", "yaml-alias", "encoding", "empty-file",
                      "not-a-mapping", "yaml-syntax", "key-filename", "unknown-tenant", "unknown-partner",
-                     "stray-file", "targeted-empty-scope", "ignored-scope", "ignored-pct", "expired"}
+                     "stray-file", "targeted-empty-scope", "ignored-scope", "ignored-pct", "expired",
+                     "too-deep", "number-too-large", "unencodable-string"}
     inventory_rules = {e[2] for p in _examples("tenants", "negative") for e in _expectations(p)}
     assert inventory_rules >= {"schema", "duplicate-tenant-id", "duplicate-tenant-slug", "duplicate-key",
-                               "unknown-environment", "yaml-syntax", "empty-file"}
+                               "unknown-environment", "yaml-syntax", "empty-file", "too-deep",
+                               "number-too-large", "unencodable-string", "not-nfc"}
 
 
 def test_all_negative_flag_examples_in_one_directory(tmp_path: Path) -> None:

@@ -279,9 +279,10 @@ def _compose(text: str, *, fast: bool) -> Optional[Node]:
         try:
             return loader.get_single_node()
         except yaml.scanner.ScannerError as exc:
-            if "nesting depth" not in str(exc):
+            if "nesting depth" not in str(exc) and "escape code" not in str(exc):
                 raise
-            # libyaml stops at 1,000 levels; the pure-Python composer names the level that is too deep.
+            # libyaml stops at 1,000 levels and refuses surrogate escapes; the pure-Python
+            # composer names the level that is too deep, and the reader the surrogate.
         finally:
             loader.dispose()
     loader = _Loader(text)
@@ -473,6 +474,8 @@ def parse_yaml(path: str, raw: bytes, *, max_bytes: int = MAX_FLAG_BYTES, fast: 
         return None, [Problem(path, 1, 1, "empty-file", "the file holds no YAML document, only comments or blank lines")]
     conv = _Converter(path)
     data = conv.convert(node)
+    if any(p.rule == "too-deep" for p in conv.problems):  # refused whole, as the pure composer does
+        return None, [p for p in conv.problems if p.rule == "too-deep"]
     doc = Document(path, data, text, conv.positions, conv.key_positions)
     problems = conv.problems
     if _may_hold_surrogates(text):
