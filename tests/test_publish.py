@@ -15,9 +15,12 @@ import git
 import pytest
 import yaml
 
+from faults import CRASH_SCRIPT, FaultAfter, Recording
 from flagops.compile import compile_project
+from flagops.errors import LockLost, PublishIncomplete
+from flagops.head import parse_head
 from flagops.layout import digest
-from flagops.publish import (FAULT_ENV, PublishError, PublishInProgress, PublishOptions, RaceLostError,
+from flagops.publish import (PublishError, PublishInProgress, PublishOptions, RaceLostError,
                              publish_environment)
 from flagops.storage import FileStore, ObjectStore, Retry, S3Store, retrying
 from flagops_client.evaluation import evaluate
@@ -103,6 +106,10 @@ class Target:
         data = self.read(env, "manifest.json")
         return json.loads(data) if data else None
 
+    def head(self, env: str = ENV):
+        data = self.read(env, "head.json")
+        return parse_head(data, env) if data else None
+
 
 @pytest.fixture(params=["file", "s3"])
 def target(request, tmp_path: Path) -> Target:
@@ -118,7 +125,13 @@ def assert_matches(target: Target, out: Path, env: str = ENV) -> None:
     """The published state equals the compiled output, byte for byte, with nothing extra."""
     local = out / env
     assert target.read(env, "manifest.json") == (local / "manifest.json").read_bytes()
-    assert target.read(env, "rules.json") == (local / "rules.json").read_bytes()
+    for name in ("rules.json", "snapshot.json"):
+        assert target.read(env, name) == (local / name).read_bytes(), name
+    assert target.read(env, "catalog.json") == (out / "catalog.json").read_bytes()
+    head = target.head(env)
+    manifest = json.loads((local / "manifest.json").read_bytes())
+    assert head is not None and head.revision == manifest["revision"]
+    assert head.snapshot == digest((local / "snapshot.json").read_bytes())
     remote = target.bundles(env)
     expected = {p.stem: p.read_bytes() for p in (local / "tenants").glob("*.json")}
     assert sorted(remote) == sorted(expected)
@@ -203,16 +216,20 @@ def test_a_removed_tenant_bundle_is_deleted(flagops, project, target, tmp_path):
 
 def test_objects_are_json_with_the_configured_cache_control(flagops, project, s3_env, s3_bucket, tmp_path):
     out = project.compile(tmp_path / "dist")
-    (out / "catalog.json").write_bytes(b'{"flags":[]}\n')
     run = flagops("publish", "--env", ENV, "--target", f"s3://{s3_bucket}/p", "--from", str(out),
                   "--cache-control", "max-age=15", root=project.root)
     assert run.code == 0, run.err
     assert "30 bundle(s) uploaded" in run.err
-    for key in ("p/production/tenants/tenant-01.json", "p/production/manifest.json", "p/catalog.json"):
+    for key in ("p/production/tenants/tenant-01.json", "p/production/manifest.json", "p/production/catalog.json",
+                "p/production/snapshot.json"):
         head = s3_bucket.client.head_object(Bucket=s3_bucket, Key=key)
         assert head["ContentType"] == "application/json" and head["CacheControl"] == "max-age=15", key
-    body = s3_bucket.client.get_object(Bucket=s3_bucket, Key="p/catalog.json")["Body"].read()
-    assert body == b'{"flags":[]}\n'
+    # The head is polled for changes: no cache may hold it.
+    head = s3_bucket.client.head_object(Bucket=s3_bucket, Key="p/production/head.json")
+    assert head["CacheControl"] == "no-cache"
+    body = s3_bucket.client.get_object(Bucket=s3_bucket, Key="p/production/catalog.json")["Body"].read()
+    assert body == (out / "catalog.json").read_bytes()
+    assert "p/catalog.json" not in {o["Key"] for o in s3_bucket.client.list_objects_v2(Bucket=s3_bucket)["Contents"]}
 
 
 def test_dry_run_writes_nothing(flagops, project, target, tmp_path):
@@ -233,7 +250,7 @@ def test_a_corrupted_dist_is_refused(flagops, project, tmp_path):
     bundle.write_bytes(bundle.read_bytes().replace(b'"beta":true', b'"beta":false'))
     run, _ = cli_publish(flagops, project, target, out)
     assert run.code == 1
-    assert "do not match the manifest digest (tenant-03)" in run.err
+    assert "does not match the manifest digest (tenant-03)" in run.err
     assert target.manifest() is None and target.bundles() == {}
 
 
@@ -368,53 +385,145 @@ def test_a_manifest_changed_mid_publish_loses_the_race(flagops, project, target,
         publish_environment(v2, ENV, target.store, target.prefix, root=project.root,
                             options=PublishOptions(progress=meddle, workers=1, allow_rollback=True))
     assert target.read(ENV, "manifest.json") == foreign
-    # The next run redoes what the lost one overwrote, and ends consistent.
+    # The next run finds the bundles the lost run uploaded already in the store (by their ETags).
     target.store.put(target.key(ENV, "manifest.json"), (v1 / ENV / "manifest.json").read_bytes())
     result = publish_environment(v2, ENV, target.store, target.prefix, root=project.root)
-    assert len(result.uploaded) == 30
+    assert result.uploaded == [] and result.unchanged == 30
     assert_matches(target, v2)
 
 
-def _publish_process(project: Project, target: Target, out: Path, env: dict[str, str]) -> subprocess.CompletedProcess:
-    code = "import sys; from flagops.cli import main; sys.exit(main(sys.argv[1:]))"
-    return subprocess.run([sys.executable, "-c", code, "--root", str(project.root), "publish", "--env", ENV,
-                           "--target", target.url, "--from", str(out), "--workers", "1"],
-                          env={**os.environ, **env}, capture_output=True, text=True, timeout=60)
+def test_the_delta_is_what_the_store_holds_not_what_the_manifest_claims(project, target, tmp_path):
+    """Bundles overwritten behind the manifest's back (an overlapping run) are found and repaired."""
+    v1 = project.compile(tmp_path / "v1")
+    publish_environment(v1, ENV, target.store, target.prefix, root=project.root)
+    for slug in ("tenant-02", "tenant-11", "tenant-29"):
+        target.store.put(target.key(ENV, "tenants", f"{slug}.json"), b'{"stale":true}\n')
+    warnings: list[str] = []
+    result = publish_environment(v1, ENV, target.store, target.prefix, root=project.root,
+                                 options=PublishOptions(warn=warnings.append))
+    assert result.uploaded == ["tenant-02", "tenant-11", "tenant-29"] and result.unchanged == 27
+    assert any("3 bundle(s) in the store differ from the published manifest" in w for w in warnings)
+    assert_matches(target, v1)
+
+
+def _crash(project: Project, target: Target, out: Path, after: int) -> subprocess.CompletedProcess:
+    """A publish process killed abruptly (os._exit) before its upload number ``after + 1``."""
+    return subprocess.run([sys.executable, "-c", CRASH_SCRIPT, str(out), ENV, target.url, str(project.root),
+                           str(after)], capture_output=True, text=True, timeout=60)
+
+
+class HeadWatcher:
+    """A reader polling the head (and then the manifest) until stopped: what a client would see."""
+
+    def __init__(self, target: Target):
+        self.target, self.seen = target, []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            head = self.target.head()
+            manifest = self.target.manifest()
+            if head is not None:
+                self.seen.append((head, manifest["revision"] if manifest else None))
+            self._stop.wait(0.01)
+
+    def __enter__(self) -> "HeadWatcher":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def check(self, order: list[str]) -> None:
+        """The sequence never goes down; a head never names a revision the manifest has not reached."""
+        sequences = [h.sequence for h, _ in self.seen]
+        assert sequences == sorted(sequences), sequences
+        for head, manifest_revision in self.seen:
+            assert order.index(manifest_revision) >= order.index(head.revision)
 
 
 @pytest.mark.parametrize("crash_after, then", [(1, "rerun"), (17, "revert")])
-def test_a_crash_between_uploads_never_names_a_missing_bundle(project, target, tmp_path, crash_after, then):
+def test_a_killed_publish_never_names_a_missing_bundle_and_the_kill_is_out_first(project, target, tmp_path,
+                                                                                  crash_after, then):
     v1 = project.compile(tmp_path / "v1")
     publish_environment(v1, ENV, target.store, target.prefix, root=project.root)
     v1_digests = json.loads((v1 / ENV / "manifest.json").read_bytes())["tenants"]
-    project.set_flag({**FLAGS["beta"], "state": "off"})  # every bundle changes
+    first = target.head()
+    assert first.sequence == 1 and first.off == () and first.revision == project.git.head.commit.hexsha
+    project.set_flag({**FLAGS["beta"], "state": "off"})  # a kill: every bundle changes
     project.set_tenants(tenant_list(n=32))  # and two tenants arrive
-    project.commit("beta off, two new tenants")
+    sha2 = project.commit("beta off, two new tenants")
     v2 = project.compile(tmp_path / "v2")
 
-    crashed = _publish_process(project, target, v2, {FAULT_ENV: str(crash_after)})
-    assert crashed.returncode == 70, crashed.stderr
-    assert target.manifest()["tenants"] == v1_digests
-    assert_consistent(target, v1, v2)
-    changed = sum(digest(b) != v1_digests.get(s) for s, b in target.bundles().items())
-    assert changed == crash_after  # exactly the uploads before the crash, one at a time
+    with HeadWatcher(target) as watcher:
+        crashed = _crash(project, target, v2, crash_after)
+        assert crashed.returncode == 70, crashed.stderr
+        assert target.manifest()["tenants"] == v1_digests
+        assert_consistent(target, v1, v2)
+        changed = sum(digest(b) != v1_digests.get(s) for s, b in target.bundles().items())
+        assert changed == crash_after  # exactly the uploads before the crash, one at a time
+        # The kill was in the head before the first bundle: readers already apply it.
+        interim = target.head()
+        assert (interim.sequence, interim.off, interim.revision) == (2, ("beta",), first.revision)
 
-    warnings: list[str] = []
-    options = PublishOptions(warn=warnings.append)
-    if then == "rerun":
-        publish_environment(v2, ENV, target.store, target.prefix, root=project.root, options=options)
-        assert_matches(target, v2)
-    else:
-        # Revert the change: the bundles the crashed run overwrote are uploaded again even though
-        # the published manifest's digests already equal the reverted ones.
-        project.set_flag(dict(FLAGS["beta"]))
-        project.set_tenants(tenant_list())
-        project.commit("revert")
-        v3 = project.compile(tmp_path / "v3")
-        publish_environment(v3, ENV, target.store, target.prefix, root=project.root, options=options)
-        assert_matches(target, v3)
+        options = PublishOptions(warn=(warnings := []).append)
+        if then == "rerun":
+            publish_environment(v2, ENV, target.store, target.prefix, root=project.root, options=options)
+            assert_matches(target, v2)
+            final, order = target.head(), [first.revision, sha2]
+            assert (final.sequence, final.off, final.revision) == (3, ("beta",), sha2)
+        else:
+            # Revert: the bundles the killed run overwrote are found by their bytes and uploaded again.
+            project.set_flag(dict(FLAGS["beta"]))
+            project.set_tenants(tenant_list())
+            sha3 = project.commit("revert")
+            v3 = project.compile(tmp_path / "v3")
+            publish_environment(v3, ENV, target.store, target.prefix, root=project.root, options=options)
+            assert_matches(target, v3)
+            final, order = target.head(), [first.revision, sha2, sha3]
+            assert (final.sequence, final.off, final.revision) == (3, (), sha3)
     assert any("took over the lock of an interrupted publish" in w for w in warnings)
     assert target.read(ENV, ".publish-lock.json") is None
+    watcher.check(order)
+
+
+def test_the_kill_head_is_in_the_store_before_the_first_bundle(project, target, tmp_path):
+    v1 = project.compile(tmp_path / "v1")
+    publish_environment(v1, ENV, target.store, target.prefix, root=project.root)
+    project.set_flag({**FLAGS["beta"], "state": "off"})
+    project.commit("beta off")
+    v2 = project.compile(tmp_path / "v2")
+    store = Recording(target.store)
+    result = publish_environment(v2, ENV, store, target.prefix, root=project.root)
+    assert result.killed == ("beta",)
+    keys = [k.rsplit("/", 2)[-2:] for k, _ in store.puts if not k.endswith(".publish-lock.json")]
+    names = ["tenants" if d == "tenants" else f for d, f in keys]
+    first_bundle = names.index("tenants")
+    assert names[:first_bundle] == ["head.json"]
+    interim = parse_head(store.puts[[k for k, _ in store.puts].index(target.key(ENV, "head.json"))][1], ENV)
+    assert interim.off == ("beta",) and interim.revision == json.loads((v1 / ENV / "manifest.json").read_bytes())["revision"]
+    # Then the rest, the manifest, and the final head last.
+    assert names[-2:] == ["manifest.json", "head.json"] and "snapshot.json" in names[first_bundle:]
+    assert_matches(target, v2)
+
+
+def test_a_publish_that_changes_nothing_leaves_the_head_alone_but_repairs_a_wrong_one(project, target, tmp_path):
+    out = project.compile(tmp_path / "dist")
+    publish_environment(out, ENV, target.store, target.prefix, root=project.root)
+    before = target.read(ENV, "head.json")
+    store = Recording(target.store)
+    result = publish_environment(out, ENV, store, target.prefix, root=project.root)
+    assert result.uploaded == [] and [k for k, _ in store.puts if not k.endswith(".publish-lock.json")] == []
+    assert target.read(ENV, "head.json") == before
+    # A run cut off after its manifest left an older head: the next run repairs it, with a higher sequence.
+    head = target.head()
+    stale = head.next(revision=None, off=("alpha",))
+    target.store.put(target.key(ENV, "head.json"), stale.to_bytes())
+    publish_environment(out, ENV, target.store, target.prefix, root=project.root)
+    repaired = target.head()
+    assert repaired.same_content(head) and repaired.sequence == stale.sequence + 1
 
 
 def test_the_server_stopped_mid_publish(project, tmp_path, s3_env):
@@ -428,26 +537,36 @@ def test_the_server_stopped_mid_publish(project, tmp_path, s3_env):
         t = Target("s3://crash/f", store, "f")
         v1 = project.compile(tmp_path / "v1")
         publish_environment(v1, ENV, store, "f", root=project.root)
+        sha1 = project.git.head.commit.hexsha
         project.set_flag({**FLAGS["beta"], "state": "off"})
         project.commit("beta off")
         v2 = project.compile(tmp_path / "v2")
 
-        def kill_server(done: int, total: int, what: str) -> None:
-            if done == 5:
-                os.kill(state.pid, 9)
+        def kill_server() -> None:
+            os.kill(state.pid, 9)
+            try:
                 os.waitpid(state.pid, 0)
+            except ChildProcessError:  # not our child: wait until it is gone
+                while os.path.exists(f"/proc/{state.pid}"):
+                    os.sched_yield()
 
-        options = PublishOptions(progress=kill_server, workers=2, retry=Retry(attempts=2, base_delay=0.05))
-        with pytest.raises(PublishError, match="the manifest was not changed"):
-            publish_environment(v2, ENV, store, "f", root=project.root, options=options)
+        options = PublishOptions(workers=2, retry=Retry(attempts=2, base_delay=0.05))
+        with pytest.raises(PublishIncomplete) as info:
+            publish_environment(v2, ENV, FaultAfter(store, 5, kill_server), "f", root=project.root, options=options)
+        message = str(info.value)
+        assert "may already hold revision" in message and f"still name revision {sha1}" in message
+        assert "the head names beta off" in message and "completes the work" in message
+        assert "nothing in the store was changed" not in message
 
         state = s3server.launch(data, fresh=False, ports=state.ports)
         # Back from a crash, the server answers 500 until its volumes have re-registered.
         retrying(lambda: store.get("f/production/manifest.json"), Retry(attempts=60, base_delay=0.3, max_delay=0.3))
         assert_consistent(t, v1, v2)
-        assert t.manifest()["revision"] == json.loads((v1 / ENV / "manifest.json").read_bytes())["revision"]
+        assert t.manifest()["revision"] == sha1
+        assert t.head().off == ("beta",) and t.head().revision == sha1
         publish_environment(v2, ENV, store, "f", root=project.root)
         assert_matches(t, v2)
+        assert t.head().sequence == 3
     finally:
         s3server.terminate(state.pid, timeout=2, ports=state.ports)  # its data is thrown away: no need to wait long
 
@@ -485,17 +604,17 @@ def test_no_conditional_writes_says_so(flagops, project, target, tmp_path):
     assert_matches(target, out)
 
 
-def test_bucket_policy_opens_bundles_only(flagops, project, s3_server, s3_env, s3_bucket, tmp_path):
+def test_bucket_policy_opens_bundles_and_heads_only(flagops, project, s3_server, s3_env, s3_bucket, tmp_path):
     import urllib.error
     import urllib.request
 
     run = flagops("bucket-policy", "--bucket", str(s3_bucket), "--prefix", "flags")
     assert run.code == 0
     policy = json.loads(run.out)
-    assert policy["Statement"][0]["Resource"] == f"arn:aws:s3:::{s3_bucket}/flags/*/tenants/*"
+    assert policy["Statement"][0]["Resource"] == [f"arn:aws:s3:::{s3_bucket}/flags/*/tenants/*",
+                                                  f"arn:aws:s3:::{s3_bucket}/flags/*/head.json"]
     s3_bucket.client.put_bucket_policy(Bucket=s3_bucket, Policy=run.out)
     out = project.compile(tmp_path / "dist")
-    (out / "catalog.json").write_bytes(b"{}\n")
     t = Target(f"s3://{s3_bucket}/flags", S3Store(str(s3_bucket)), "flags")
     assert cli_publish(flagops, project, t, out)[0].code == 0
 
@@ -508,7 +627,9 @@ def test_bucket_policy_opens_bundles_only(flagops, project, s3_server, s3_env, s
             return exc.code
 
     assert anonymous("flags/production/tenants/tenant-04.json") == 200
-    for private in ("flags/production/manifest.json", "flags/production/rules.json", "flags/catalog.json"):
+    assert anonymous("flags/production/head.json") == 200
+    for private in ("flags/production/manifest.json", "flags/production/rules.json",
+                    "flags/production/snapshot.json", "flags/production/catalog.json"):
         assert anonymous(private) == 403, private
 
 
@@ -530,21 +651,83 @@ def test_publish_directory_uploads_a_site_under_dashboard(tmp_path):
         publish_directory(store, "", site)
 
 
-def test_a_live_lock_of_another_machine_is_respected_until_it_expires(project, tmp_path):
+def test_a_live_lock_of_another_machine_is_respected_until_it_is_not_renewed(project, tmp_path):
     import time
 
     out = project.compile(tmp_path / "dist")
     store = FileStore(tmp_path / "pub")
+    # Another machine's lock, its clock far ahead: only its age by the store's clock counts.
     lock = {"owner": "x", "host": "ci-runner-7", "node": "ci-runner-7/other-boot/1", "pid": 1,
-            "started": time.time(), "expires": time.time() + 600, "uploading": ["tenant-01"]}
+            "started": time.time() + 3600, "ttl": 0.3, "renewals": 0}
     store.put(f"{ENV}/.publish-lock.json", json.dumps(lock).encode())
     with pytest.raises(PublishInProgress, match="host ci-runner-7, pid 1"):
         publish_environment(out, ENV, store, "", root=project.root)
     assert store.get(f"{ENV}/manifest.json") is None
 
-    store.put(f"{ENV}/.publish-lock.json", json.dumps({**lock, "expires": time.time() - 1}).encode())
+    time.sleep(0.4)  # not renewed for longer than its TTL: that run is dead
     warnings: list[str] = []
     publish_environment(out, ENV, store, "", root=project.root, options=PublishOptions(warn=warnings.append))
     assert any("took over the lock" in w for w in warnings)
     assert_matches(Target(store.url, store, ""), out)
     assert store.get(f"{ENV}/.publish-lock.json") is None
+
+
+def test_a_live_publish_renews_its_lock_and_a_run_that_lost_it_stops_at_once(project, target, tmp_path):
+    import time
+
+    out = project.compile(tmp_path / "dist")
+    lock_key = target.key(ENV, ".publish-lock.json")
+    refused: list[Exception] = []
+
+    def slow(done: int, total: int, what: str) -> None:
+        time.sleep(0.04)  # 30 uploads: about three TTLs
+        if done == 15:
+            with pytest.raises(PublishInProgress) as info:  # the renewed lock is not a dead run's
+                publish_environment(out, ENV, target.store, target.prefix, root=project.root)
+            refused.append(info.value)
+
+    options = PublishOptions(progress=slow, workers=1, lock_ttl=0.5)
+    publish_environment(out, ENV, target.store, target.prefix, root=project.root, options=options)
+    assert refused and target.read(ENV, ".publish-lock.json") is None
+    assert_matches(target, out)
+
+    project.set_flag({**FLAGS["beta"], "state": "off"})
+    project.commit("beta off")
+    v2 = project.compile(tmp_path / "v2")
+    taken = {"done": 0}
+
+    def steal(done: int, total: int, what: str) -> None:
+        taken["done"] = done
+        if done == 2:  # another run takes the lock over (as a run with a wrong idea of the TTL would)
+            target.store.put(lock_key, json.dumps({"owner": "thief", "ttl": 60}).encode())
+        time.sleep(0.05)
+
+    with pytest.raises(LockLost, match="stopped uploading") as info:
+        publish_environment(v2, ENV, target.store, target.prefix, root=project.root,
+                            options=PublishOptions(progress=steal, workers=1, lock_ttl=0.6))
+    assert taken["done"] <= 5  # within one renewal interval (0.1 s)
+    assert "may already hold revision" in str(info.value)
+    assert target.manifest()["revision"] != json.loads((v2 / ENV / "manifest.json").read_bytes())["revision"]
+    assert json.loads(target.read(ENV, ".publish-lock.json"))["owner"] == "thief"  # left to its owner
+
+
+@pytest.mark.parametrize("name, edit", [
+    ("rules.json", lambda d: {**d, "flags": {**d["flags"], "alpha": {**d["flags"]["alpha"], "state": "maybe"}}}),
+    ("catalog.json", lambda d: {**d, "flags": []}),
+    ("snapshot.json", lambda d: {**d, "tenants": {**d["tenants"], "tenant-01": "not base64!"}}),
+    ("manifest.json", lambda d: {**d, "revision": 42}),
+    ("tenants/tenant-05.json", lambda d: {**d, "flags": {**d["flags"], "beta": "yes"}}),
+])
+def test_publish_from_checks_every_file_against_its_schema_first(flagops, project, tmp_path, name, edit):
+    target = Target((tmp_path / "pub").as_uri(), FileStore(tmp_path / "pub"), "")
+    out = project.compile(tmp_path / "dist")
+    path = out / name if name == "catalog.json" else out / ENV / name
+    path.write_bytes(json.dumps(edit(json.loads(path.read_bytes()))).encode())
+    if name.startswith("tenants/"):  # consistent with the manifest: only the schema can refuse it
+        manifest = json.loads((out / ENV / "manifest.json").read_bytes())
+        manifest["tenants"]["tenant-05"] = digest(path.read_bytes())
+        (out / ENV / "manifest.json").write_bytes(json.dumps(manifest).encode())
+    run, _ = cli_publish(flagops, project, target, out)
+    assert run.code == 1, run.err
+    assert f"{path.name}:1:1: error:" in run.err and "nothing was uploaded" in run.err
+    assert list(target.store.list("")) == []

@@ -6,7 +6,11 @@ Both stores offer the same few operations with the same guarantees:
   returns its ETag; ``if_match`` / ``if_none_match`` make it conditional and a failed
   condition raises :class:`PreconditionFailed`;
 - ``get`` returns the bytes and ETag (or None), ``list`` the keys under a prefix with ETags,
-  ``delete`` removes a key (missing keys are fine).
+  ``delete`` removes a key (missing keys are fine), ``age`` says how long ago an object was
+  last written, by the store's own clock (so two machines with skewed clocks agree);
+- an ETag is the quoted MD5 of the bytes for a single-part upload (S3, SeaweedFS, and the
+  file store alike), so a listing tells which objects differ from local files without
+  reading them (:func:`etag_of`).
 
 ``open_target("s3://bucket/prefix")`` or ``open_target("file:///dir")`` gives a (store, prefix)
 pair. The S3 store uses boto3 with the standard credential chain and ``AWS_ENDPOINT_URL``;
@@ -22,33 +26,26 @@ import hashlib
 import os
 import random
 import time
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator, Optional, Protocol, TypeVar
 from urllib.parse import unquote, urlparse
 
-from .errors import FlagopsError, UsageError
+from .fsutil import atomic_write
+from .errors import (ConditionalWritesUnsupported, PreconditionFailed, StorageError, TransientError,
+                     UsageError)
 
 T = TypeVar("T")
 
 JSON = "application/json"
 
-
-class StorageError(FlagopsError):
-    """The object store failed (after retries) or refused an operation."""
-
-
-class PreconditionFailed(StorageError):
-    """A conditional write lost: the object changed since its ETag was read."""
+__all__ = ["JSON", "ConditionalWritesUnsupported", "FileStore", "ObjectInfo", "ObjectStore", "PreconditionFailed",
+           "Retry", "S3Store", "StorageError", "TransientError", "etag_of", "join_key", "open_target", "retrying"]
 
 
-class ConditionalWritesUnsupported(StorageError):
-    """The store rejects conditional requests (If-Match / If-None-Match on PUT)."""
-
-
-class TransientError(StorageError):
-    """A failure worth retrying: throttling, a 5xx, a dropped connection."""
+def etag_of(data: bytes) -> str:
+    """The ETag a store gives ``data`` uploaded in one part: the quoted MD5 hex."""
+    return '"' + hashlib.md5(data, usedforsecurity=False).hexdigest() + '"'
 
 
 @dataclass(frozen=True)
@@ -94,6 +91,7 @@ class ObjectStore(Protocol):
             if_match: Optional[str] = None, if_none_match: bool = False) -> str: ...
     def delete(self, key: str) -> None: ...
     def list(self, prefix: str) -> Iterator[ObjectInfo]: ...
+    def age(self, key: str) -> Optional[float]: ...
 
 
 def join_key(*parts: str) -> str:
@@ -108,7 +106,7 @@ def join_key(*parts: str) -> str:
 class FileStore:
     """Objects as files under ``root``: writes go to a temporary file renamed into place.
 
-    ETags are the quoted sha256 of the bytes. Conditional writes compare and rename while
+    ETags are the quoted MD5 of the bytes, as S3 gives a single-part upload. Conditional writes compare and rename while
     holding an exclusive ``flock`` on ``root/.flagops-store.lock``, so two processes publishing
     to the same directory race exactly as they would on S3.
     """
@@ -119,9 +117,7 @@ class FileStore:
         self.root = Path(root)
         self.url = self.root.as_uri()
 
-    @staticmethod
-    def etag_of(data: bytes) -> str:
-        return '"' + hashlib.sha256(data).hexdigest() + '"'
+    etag_of = staticmethod(etag_of)
 
     def _path(self, key: str) -> Path:
         parts = key.split("/")
@@ -152,19 +148,9 @@ class FileStore:
         got = self.get(key)
         return got[1] if got else None
 
-    def _write(self, path: Path, data: bytes) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.tmp-{uuid.uuid4().hex}")
-        try:
-            with open(tmp, "wb") as fh:
-                fh.write(data)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, path)  # atomic: readers see the old or the new file
-        except BaseException:
-            with contextlib.suppress(OSError):
-                tmp.unlink()
-            raise
+    @staticmethod
+    def _write(path: Path, data: bytes) -> None:
+        atomic_write(path, data, parents=True)  # readers see the old or the new file
 
     def put(self, key: str, data: bytes, *, content_type: str = JSON, cache_control: Optional[str] = None,
             if_match: Optional[str] = None, if_none_match: bool = False) -> str:
@@ -188,6 +174,12 @@ class FileStore:
         with contextlib.suppress(FileNotFoundError):
             self._path(key).unlink()
 
+    def age(self, key: str) -> Optional[float]:
+        try:
+            return max(0.0, time.time() - self._path(key).stat().st_mtime)
+        except FileNotFoundError:
+            return None
+
     def list(self, prefix: str) -> Iterator[ObjectInfo]:
         base = self.root.joinpath(*[p for p in prefix.split("/") if p]) if prefix.strip("/") else self.root
         if not base.is_dir():
@@ -195,7 +187,7 @@ class FileStore:
         for dirpath, dirnames, filenames in os.walk(base):
             dirnames.sort()
             for name in sorted(filenames):
-                if name.startswith(".") and (".tmp-" in name or name == self.LOCK):
+                if name.startswith(".") and (".tmp" in name or name == self.LOCK):
                     continue  # an in-flight write or the lock, not an object
                 path = Path(dirpath) / name
                 key = path.relative_to(self.root).as_posix()
@@ -309,6 +301,25 @@ class S3Store:
 
     def delete(self, key: str) -> None:
         self._call("delete", key, lambda: self.client.delete_object(Bucket=self.bucket, Key=key))
+
+    def age(self, key: str) -> Optional[float]:
+        """Seconds since ``key`` was written: the response's Date minus Last-Modified, both the server's."""
+        from email.utils import parsedate_to_datetime
+
+        from botocore.exceptions import ClientError
+
+        def do() -> Optional[float]:
+            try:
+                resp = self.client.head_object(Bucket=self.bucket, Key=key)
+            except ClientError as exc:
+                if exc.response.get("Error", {}).get("Code") in ("NoSuchKey", "404", "NotFound"):
+                    return None
+                raise
+            date = resp.get("ResponseMetadata", {}).get("HTTPHeaders", {}).get("date")
+            now = parsedate_to_datetime(date).timestamp() if date else time.time()
+            return max(0.0, now - resp["LastModified"].timestamp())
+
+        return self._call("head", key, do)
 
     def list(self, prefix: str) -> Iterator[ObjectInfo]:
         token: Optional[str] = None
