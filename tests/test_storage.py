@@ -150,3 +150,18 @@ def test_open_target(tmp_path):
     for bad in ("s3:///x", "file://relative/dir", "http://example/x", "dist"):
         with pytest.raises(UsageError):
             open_target(bad)
+
+
+def test_the_etag_of_a_single_part_upload_is_the_md5_of_its_bytes(store):
+    """The publish delta compares a listing's ETags with local MD5s: both stores must keep this."""
+    from flagops.storage import etag_of
+
+    data = b'{"environment":"production","flags":{"a":true}}\n'
+    assert store.put("p/e/tenants/x.json", data) == etag_of(data)
+    assert [o.etag for o in store.list("p/e/tenants/")] == [etag_of(data)]
+
+
+def test_age_is_measured_by_the_store_clock(store):
+    assert store.age("p/missing.json") is None
+    store.put("p/lock.json", b"{}")
+    assert 0 <= store.age("p/lock.json") < 30
