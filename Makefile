@@ -11,15 +11,21 @@ TARGET ?= file://$(CURDIR)/$(DIST)/published
 # rollback guard. Set PUBLISH_FLAGS= to keep it here too.
 PUBLISH_FLAGS ?= --allow-rollback
 
-.PHONY: install run test validate compile clean s3-up s3-down browser bench
+.PHONY: install install-cli run test validate compile clean s3-up s3-down browser bench
 
 install: $(STAMP)
 
-$(STAMP): pyproject.toml client/pyproject.toml
+# constraints.txt pins every version (the same in CI and here).
+$(STAMP): pyproject.toml client/pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e ./client -e '.[test]'
+	$(BIN)/pip install --quiet -c constraints.txt -e ./client -e '.[test]'
 	touch $(STAMP)
+
+# The CLI without the test tools: CI's quick checks of every pull request.
+install-cli:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet -c constraints.txt -e ./client -e .
 
 validate: install
 	$(BIN)/flagops validate
