@@ -27,8 +27,8 @@ from .errors import FlagopsError, UsageError
 from .loading import FLAG_SUFFIX, FLAGS_DIR, MAX_FLAG_BYTES, parse_yaml
 from .validation import did_you_mean
 
-__all__ = ["FIELDS", "SCOPE_FIELDS", "SHORT", "HistoryScan", "flag_history", "open_repo", "scan_history",
-           "semantic_changes", "parse_since"]
+__all__ = ["FIELDS", "SCOPE_FIELDS", "SHORT", "HistoryScan", "flag_history", "last_deletion", "open_repo", "scan_history",
+           "semantic_changes", "parse_since", "when"]
 
 #: The plain fields compared, in report order; then one field per scope axis.
 FIELDS = ("state", "pct", "description", "owner", "expires")
@@ -44,6 +44,17 @@ _SAFE_KEY = re.compile(r"^[A-Za-z0-9_.-]{1,128}$")
 SinceLike = Union[_dt.date, _dt.datetime, str, None]
 #: Hex digits of a short commit hash, everywhere flagops shows one.
 SHORT = 12
+
+
+def when(iso: str) -> str:
+    """``2026-11-27 17:20 UTC`` from a git ISO-8601 date: the operators' one clock."""
+    try:
+        value = _dt.datetime.fromisoformat(iso)
+    except ValueError:
+        return iso
+    if value.tzinfo is not None:
+        value = value.astimezone(_dt.timezone.utc)
+    return value.strftime("%Y-%m-%d %H:%M UTC")
 
 
 # --------------------------------------------------------------------------- semantic difference
@@ -361,6 +372,27 @@ def _ever_existed(r: _Repo, key: str) -> bool:
         return False
     return bool(r.repo.git.log("-1", "--format=%H", "--",
                                f":(top,literal){r.flags_prefix}{key}{FLAG_SUFFIX}").strip())
+
+
+def last_deletion(root: Path, key: str) -> Optional[dict[str, str]]:
+    """``{"commit", "date", "authorEmail"}`` of the commit that last deleted ``flags/KEY.yaml``,
+    or None (never deleted, not in git, or an unsafe key)."""
+    if _SAFE_KEY.match(key) is None:
+        return None
+    r = open_repo(Path(root))
+    if r is None:
+        return None
+    try:
+        if not _has_commits(r.repo):
+            return None
+        out = r.repo.git.log("-1", "--diff-filter=D", f"--format=%H{_UNIT}%aI{_UNIT}%ae", "--",
+                             f":(top,literal){r.flags_prefix}{key}{FLAG_SUFFIX}").strip()
+    finally:
+        r.repo.close()
+    if not out:
+        return None
+    commit, date, email = (out.split(_UNIT) + ["", ""])[:3]
+    return {"commit": commit, "date": date, "authorEmail": email}
 
 
 def _shallow_error(r: _Repo, scan: HistoryScan, key: Optional[str]) -> FlagopsError:

@@ -66,6 +66,16 @@ def flag_summaries(root: Path) -> list[dict[str, Any]]:
 def find_flag(root: Path, key: str) -> dict[str, Any]:
     flags = read_flags(root)
     if key not in flags:
+        from .history import SHORT, last_deletion, when
+
+        try:
+            deleted = last_deletion(root, key) if not (root / FLAGS_DIR / f"{key}.yaml").exists() else None
+        except Exception:  # noqa: BLE001 - git missing or broken: the plain answer still holds
+            deleted = None
+        if deleted is not None:
+            raise FlagopsError(f'no flag "{key}" in {FLAGS_DIR}/: it was deleted in {deleted["commit"][:SHORT]} '
+                               f'on {when(deleted["date"])} by {deleted["authorEmail"]}; '
+                               f"see flagops history {key}")
         raise FlagopsError(f'no flag "{key}" in {FLAGS_DIR}/{did_you_mean(key, flags)}',
                            hint="flagops list shows every flag")
     return _row(key, flags[key])

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Optional, Sequence
@@ -23,8 +24,8 @@ import numpy as np
 
 from .errors import FlagopsError, InvalidInputError, UsageError
 from .gitsource import GitSource
-from .history import open_repo, semantic_changes
-from .loading import FLAG_SUFFIX, FLAGS_DIR, SCHEMA_DIR, FsSource, Project, Source, load_flags, load_project
+from .history import SHORT, open_repo, semantic_changes
+from .loading import FLAG_SUFFIX, FLAGS_DIR, SCHEMA_DIR, TENANTS_DIR, FsSource, Project, Source, load_flags, load_project
 from .impact import EXAMPLES, RISK_ROLLOUT_JUMP, compare
 from .matrix import TenantIndex, normalise_flag
 from .problems import Problem
@@ -74,15 +75,26 @@ class EnvironmentPlan:
 @dataclass
 class Plan:
     base: str
-    head: str
+    head: str  # a commit, or WORKTREE
     environments: dict[str, EnvironmentPlan]
     #: Errors found in the base; its flags named here were counted as off.
     base_problems: list[Problem] = field(default_factory=list)
     invalid_base_flags: list[str] = field(default_factory=list)
+    #: The commit the head is (for the working tree: its HEAD commit, None before the first one).
+    head_commit: Optional[str] = None
+    #: The head is the working tree and it holds uncommitted changes to flags/, tenants/ or schema/.
+    dirty: bool = False
 
     def to_dict(self) -> dict[str, Any]:
-        return {"base": self.base, "head": self.head,
+        return {"base": self.base, "head": self.head, "headCommit": self.head_commit, "dirty": self.dirty,
                 "environments": {env: p.to_dict() for env, p in self.environments.items()}}
+
+    @property
+    def head_label(self) -> str:
+        """The head as a reader names it: ``1a2b3c4d5e6f``, or ``1a2b3c4d5e6f-dirty``."""
+        if self.head_commit is None:
+            return "working tree (no commit yet)" if self.head == WORKTREE else self.head[:SHORT]
+        return self.head_commit[:SHORT] + ("-dirty" if self.dirty else "")
 
     @property
     def risks(self) -> list[tuple[str, str, str]]:
@@ -224,17 +236,61 @@ def _make_plan(root: Path, r: Any, base: str, head: Optional[str],
     plans = {env: _plan_environment(env, head_project.inventories[env].tenants, base_flags, head_flags,
                                     broken, schemas.plans)
              for env in env_list}
-    return Plan(base_source.sha, head_label, plans, base_errors, sorted(broken))
+    head_commit, dirty = (git_head.sha, False) if head is not None else _worktree_head(r)
+    return Plan(base_source.sha, head_label, plans, base_errors, sorted(broken), head_commit, dirty)
+
+
+def _worktree_head(r: Any) -> tuple[Optional[str], bool]:
+    """The working tree's HEAD commit, and whether the inputs a plan reads differ from it."""
+    try:
+        sha = r.repo.head.commit.hexsha
+    except ValueError:  # no commit yet
+        return None, True
+    paths = [f":(top,literal){r.prefix}{name}" for name in (FLAGS_DIR, TENANTS_DIR, SCHEMA_DIR)]
+    status = r.repo.git.status("--porcelain", "--untracked-files=all", "--", *paths)
+    return sha, bool(status.strip())
 
 
 # --------------------------------------------------------------------------- output
 
 
-def render_plan(plan: Plan, fmt: str = "text") -> str:
-    """The plan as ``json`` (the contract), ``text`` or ``markdown`` (a pull-request comment)."""
+#: GitHub refuses comments longer than 65,536 characters; the markdown stays below this.
+COMMENT_LIMIT = 60_000
+#: Where the workflow uploads the full JSON plan.
+ARTIFACT = "flagops-plan"
+
+
+def _artifact_link() -> Optional[str]:
+    """This run's page (its artifacts are listed there) inside GitHub Actions, else None."""
+    parts = [os.environ.get(name) for name in ("GITHUB_SERVER_URL", "GITHUB_REPOSITORY", "GITHUB_RUN_ID")]
+    return f"{parts[0]}/{parts[1]}/actions/runs/{parts[2]}" if all(parts) else None
+
+
+def render_plan(plan: Plan, fmt: str = "text", *, limit: int = COMMENT_LIMIT) -> str:
+    """The plan as ``json`` (the contract), ``text`` or ``markdown`` (a pull-request comment).
+
+    The markdown stays under ``limit`` characters: past it, each environment's table shows its
+    first flags and "… and N more flags", and a note points at the full JSON plan.
+    """
     if fmt == "json":
         return json.dumps(plan.to_dict(), indent=2, ensure_ascii=False) + "\n"
-    if fmt not in ("text", "markdown"):
+    if fmt == "text":
+        return render("plan.txt.j2", plan=plan, examples=EXAMPLES)
+    if fmt != "markdown":
         raise UsageError(f'unknown format "{fmt}"; use text, markdown or json')
-    template = "plan.md.j2" if fmt == "markdown" else "plan.txt.j2"
-    return render(template, plan=plan, examples=EXAMPLES)
+
+    def markdown(rows: Optional[int]) -> str:
+        return render("plan.md.j2", plan=plan, examples=EXAMPLES, rows=rows, artifact=ARTIFACT,
+                      artifact_link=_artifact_link())
+
+    text = markdown(None)
+    if len(text) <= limit:
+        return text
+    low, high = 0, max((len(p.flags) for p in plan.environments.values()), default=0)
+    while low < high:  # the most rows per table that still fit
+        middle = (low + high + 1) // 2
+        if len(markdown(middle)) <= limit:
+            low = middle
+        else:
+            high = middle - 1
+    return markdown(low)

@@ -7,14 +7,13 @@ goes into a markdown table with the ``md`` filter).
 
 from __future__ import annotations
 
-import datetime as _dt
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 import jinja2
 
-from .history import SHORT
+from .history import SHORT, when
 
 TEMPLATES_DIR = Path(__file__).resolve().parent / "templates"
 
@@ -33,17 +32,6 @@ def show_value(value: Any) -> str:
     if isinstance(value, str) and (not text or any(c.isspace() or c in ',"[]' for c in text)):
         return '"' + text.replace('"', '\\"') + '"'
     return text
-
-
-def when(iso: str) -> str:
-    """``2026-11-27 17:20 UTC`` from a git ISO-8601 date: the operators' one clock."""
-    try:
-        value = _dt.datetime.fromisoformat(iso)
-    except ValueError:
-        return iso
-    if value.tzinfo is not None:
-        value = value.astimezone(_dt.timezone.utc)
-    return value.strftime("%Y-%m-%d %H:%M UTC")
 
 
 def markdown_cell(value: Any) -> str:
