@@ -13,13 +13,14 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 
-from flagops import bundles, compile_state, layout, matrix
+from flagops import bundles, compile_state, layout, matrix, parallel
 from flagops.compile import compile_project
 from flagops.matrix import BucketCache, TenantIndex, enabled_tenants
 from flagops_client.evaluation import bucket, evaluate, evaluate_all
@@ -98,8 +99,36 @@ def test_parallel_paths_give_the_same_bytes(tmp_path: Path, data: dict[str, Any]
     compile_project(data["root"], out=tmp_path / "one")
     monkeypatch.setenv("FLAGOPS_JOBS", "2")
     monkeypatch.setattr(matrix, "PARALLEL_HASH_MIN", 100)
+    monkeypatch.setattr(bundles, "CHUNK", 97)  # many pieces: the child and this process share them
     compile_project(data["root"], out=tmp_path / "two")
     assert tree(tmp_path / "one" / ENV) == tree(tmp_path / "two" / ENV)
+    buckets = [compile_state.cache_paths(tmp_path / run, ENV)[0].read_bytes() for run in ("one", "two")]
+    assert buckets[0] == buckets[1]  # every bucket hashed, whichever process hashed it
+
+
+def test_overlap_consumes_every_chunk_once_in_this_process(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FLAGOPS_JOBS", "2")
+    parent, got = os.getpid(), {}
+
+    def compute(c: int) -> bytes:
+        return f"{c}:{os.getpid() == parent}".encode()
+
+    def consume(c: int, result: bytes) -> None:
+        assert os.getpid() == parent and c not in got
+        got[c] = result
+
+    parallel.overlap(compute, 300, consume)
+    assert sorted(got) == list(range(300))
+    assert all(r.startswith(f"{c}:".encode()) for c, r in got.items())
+    assert any(r.endswith(b"False") for r in got.values())  # the child did its share
+
+    def failing(c: int) -> bytes:
+        if os.getpid() != parent:
+            raise ValueError("disk on fire")
+        return b""
+
+    with pytest.raises(RuntimeError, match="disk on fire"):
+        parallel.overlap(failing, 50, lambda c, r: time.sleep(0.001))
 
 
 def _change_one_rollout(root: Path, flags: dict[str, Any]) -> str:

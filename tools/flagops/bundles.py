@@ -29,7 +29,9 @@ from .compile_state import State, cache_paths, load_buckets, load_state, save_bu
 from .fsutil import staging_directory
 from .layout import (BUNDLES_DIR, ENVIRONMENT_FILES, MANIFEST, RULES, SNAPSHOT, BundleRenderer, dumps,
                      manifest_bytes, pack, rules_document, snapshot_bytes)
-from .matrix import TenantIndex, evaluate_columns
+from . import matrix as _matrix
+from .matrix import ChunkedMatrix, TenantIndex, evaluate_columns
+from .parallel import overlap
 
 Progress = Callable[[int, int, str], None]
 
@@ -46,42 +48,96 @@ def _write_file(path: str, data: bytes) -> None:
         os.close(fd)
 
 
+#: Tenants per piece of the overlapped evaluate-and-write (small: the first piece is waited for).
+CHUNK = 2048
+
+
+class _Writer:
+    """Writes bundles into one directory (opened once: no path lookup per file)."""
+
+    def __init__(self, renderer: BundleRenderer, slugs: Sequence[str], directory: Path, total: int,
+                 environment: str, progress: Optional[Progress]):
+        self.renderer, self.slugs, self.total = renderer, slugs, total
+        self.environment, self.progress = environment, progress
+        self.dir_fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+        self.digests: list[bytes] = [b""] * total
+        self.sizes = np.zeros(total, dtype=np.uint32)
+        self.done = 0
+        self._step = max(1, total // 50)
+
+    def write(self, packed_rows: np.ndarray, positions: Sequence[int], into: Sequence[int]) -> None:
+        """Write the bundles of tenants ``positions`` (rows ``packed_rows``); results at ``into``."""
+        rows = np.ascontiguousarray(packed_rows).tobytes()
+        width = packed_rows.shape[1] if packed_rows.ndim == 2 else 0
+        bundle, slugs, dir_fd = self.renderer.bundle, self.slugs, self.dir_fd
+        sha, digests, sizes = hashlib.sha256, self.digests, self.sizes
+        flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC
+        for n, (p, at) in enumerate(zip(positions, into)):
+            slug = slugs[p]
+            data = bundle(rows[n * width:(n + 1) * width], slug)
+            fd = os.open(f"{slug}.json", flags, 0o644, dir_fd=dir_fd)
+            try:
+                view = memoryview(data)
+                while view:
+                    view = view[os.write(fd, view):]
+            finally:
+                os.close(fd)
+            digests[at] = sha(data).digest()
+            sizes[at] = len(data)
+        before, self.done = self.done, self.done + len(positions)
+        if self.progress and (self.done // self._step != before // self._step or self.done == self.total):
+            self.progress(self.done, self.total, self.environment)
+
+    def close(self) -> None:
+        os.close(self.dir_fd)
+
+
 def write_bundles(renderer: BundleRenderer, packed: np.ndarray, slugs: Sequence[str], positions: np.ndarray,
                   directory: Path, environment: str, progress: Optional[Progress] = None
                   ) -> tuple[list[bytes], np.ndarray]:
     """Write the bundles of the tenants at ``positions`` into ``directory``: (sha256 digests, sizes)."""
-    total = len(positions)
-    base = str(directory)
-    rows = packed[positions].tobytes()
-    width = packed.shape[1]
-    bundle = renderer.bundle
-    sha = hashlib.sha256
-    digests = []
-    sizes = np.zeros(total, dtype=np.uint32)
-    step = max(1, total // 50)
-    for n, p in enumerate(positions.tolist()):
-        slug = slugs[p]
-        data = bundle(rows[n * width:(n + 1) * width], slug)
-        _write_file(f"{base}/{slug}.json", data)
-        digests.append(sha(data).digest())
-        sizes[n] = len(data)
-        if progress and n % step == 0:
-            progress(n, total, environment)
-    if progress and total:
-        progress(total, total, environment)
-    return digests, sizes
+    writer = _Writer(renderer, slugs, directory, len(positions), environment, progress)
+    try:
+        writer.write(packed[positions], positions.tolist(), range(len(positions)))
+    finally:
+        writer.close()
+    return writer.digests, writer.sizes
 
 
 def evaluate_and_write(rules: Mapping[str, Mapping[str, Any]], keys: Sequence[str], index: TenantIndex,
                        environment: str, renderer: BundleRenderer, slugs: Sequence[str], directory: Path,
                        progress: Optional[Progress] = None
                        ) -> tuple[np.ndarray, list[bytes], np.ndarray, dict[str, int]]:
-    """Evaluate every tenant and write every bundle: (packed rows, digests, sizes, tenants on per key)."""
-    matrix = evaluate_columns(rules, keys, index, environment)
-    packed = pack(matrix)
-    digests, sizes = write_bundles(renderer, packed, slugs, np.arange(len(slugs)), directory, environment,
-                                   progress)
-    return packed, digests, sizes, dict(zip(keys, matrix.sum(axis=0).tolist()))
+    """Evaluate every tenant and write every bundle: (packed rows, digests, sizes, tenants on per key).
+
+    The rollout hashing of one range of tenants overlaps the writing of the previous one
+    (:func:`flagops.parallel.overlap`): the cost is about the larger of the two, not their sum.
+    """
+    n = len(slugs)
+    matrix = ChunkedMatrix(rules, keys, index, environment)
+    packed = np.zeros((n, (len(keys) + 7) // 8), dtype=np.uint8)
+    writer = _Writer(renderer, slugs, directory, n, environment, progress)
+    bounds = list(range(0, n, CHUNK)) + [n]
+
+    def compute(c: int) -> bytes:
+        return matrix.hash_range(bounds[c], bounds[c + 1])
+
+    def consume(c: int, buckets: bytes) -> None:
+        lo, hi = bounds[c], bounds[c + 1]
+        matrix.store(lo, hi, buckets)
+        packed[lo:hi] = pack(matrix.rows(lo, hi))
+        writer.write(packed[lo:hi], range(lo, hi), range(lo, hi))
+
+    try:
+        if matrix.pairs >= _matrix.PARALLEL_HASH_MIN:
+            overlap(compute, len(bounds) - 1, consume)
+        else:
+            for c in range(len(bounds) - 1):
+                consume(c, compute(c))
+    finally:
+        writer.close()
+    enabled = dict(zip(keys, matrix.matrix.sum(axis=0).tolist()))
+    return packed, writer.digests, writer.sizes, enabled
 
 
 @dataclass

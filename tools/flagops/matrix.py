@@ -19,6 +19,7 @@ from .parallel import fork_map, jobs
 
 __all__ = [
     "BucketCache",
+    "ChunkedMatrix",
     "TenantIndex",
     "enabled_tenants",
     "evaluate_columns",
@@ -275,6 +276,63 @@ def evaluate_columns(flags: Mapping[str, Mapping[str, Any]], keys: Sequence[str]
     for j, key in enumerate(keys):
         matrix[:, j] = flag_column(key, flags[key], index, environment)
     return matrix
+
+
+class ChunkedMatrix:
+    """The matrix of :func:`evaluate_columns`, with its rollout hashing split by tenant ranges.
+
+    Every column that needs no hashing is computed at once; the missing buckets are hashed
+    one range of tenants at a time (:meth:`hash_range`, possibly in another process) and
+    stored (:meth:`store`), after which :meth:`rows` gives that range's final rows. A
+    compile writes the bundles of one range while the next range is being hashed.
+    """
+
+    def __init__(self, flags: Mapping[str, Mapping[str, Any]], keys: Sequence[str], index: TenantIndex,
+                 environment: str):
+        self.index = index
+        cache = self.cache = index.bucket_cache()
+        self.work: list[tuple[str, np.ndarray]] = []  # (key, sorted positions whose bucket is missing)
+        for key, positions in (r for r in (_rollout_request(k, flags[k], index, environment) for k in keys) if r):
+            missing = positions[cache.column(key)[positions] == _UNKNOWN]
+            if len(missing):
+                self.work.append((key, missing))
+        pending = {key for key, _ in self.work}
+        self.matrix = np.zeros((len(index), len(keys)), dtype=bool)
+        #: (column, key, in-scope mask or None, pct) of the columns that wait for buckets
+        self.pending: list[tuple[int, str, Optional[np.ndarray], int]] = []
+        for j, key in enumerate(keys):
+            flag = flags[key]
+            if key in pending:
+                mask = _scope_mask(flag.get("scope") or {}, index, environment)
+                self.pending.append((j, key, mask, int(flag.get("pct") or 0)))
+            else:
+                self.matrix[:, j] = flag_column(key, flag, index, environment)
+        self.pairs = sum(len(m) for _, m in self.work)
+        self._prefixes = cache._prefix_list() if self.pairs else []
+
+    def _cuts(self, lo: int, hi: int) -> list[tuple[str, np.ndarray]]:
+        return [(key, missing[np.searchsorted(missing, lo):np.searchsorted(missing, hi)])
+                for key, missing in self.work]
+
+    def hash_range(self, lo: int, hi: int) -> bytes:
+        """The missing buckets of tenants ``lo:hi``, every key's in turn (pure: no state changes)."""
+        return b"".join(_hash_buckets(self._prefixes, positions, key) for key, positions in self._cuts(lo, hi))
+
+    def store(self, lo: int, hi: int, data: bytes) -> None:
+        """Keep the buckets :meth:`hash_range` computed for tenants ``lo:hi``."""
+        at = 0
+        for key, positions in self._cuts(lo, hi):
+            self.cache.columns[key][positions] = np.frombuffer(data, dtype=np.uint8, count=len(positions), offset=at)
+            at += len(positions)
+            self.cache.hashed += len(positions)
+        self.cache.changed = self.cache.changed or bool(at)
+
+    def rows(self, lo: int, hi: int) -> np.ndarray:
+        """The final rows of tenants ``lo:hi`` (their buckets stored)."""
+        for j, key, mask, pct in self.pending:
+            column = self.cache.columns[key][lo:hi] < pct
+            self.matrix[lo:hi, j] = column if mask is None else column & mask[lo:hi]
+        return self.matrix[lo:hi]
 
 
 def enabled_tenants(key: str, flag: Mapping[str, Any], index: TenantIndex, environment: str) -> set[int]:
