@@ -277,3 +277,35 @@ def test_python_dash_m(small) -> None:  # type: ignore[no-untyped-def]
                            "--env", "staging"], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout) == {"billing": True, "jmap": False, "zulip": False}
+
+
+# --------------------------------------------------------------------------- the lazy command table
+
+
+def test_the_command_table_matches_the_command_modules() -> None:
+    """Every row names a module whose command has that name and that short help, and back."""
+    import pkgutil
+
+    import flagops.cli.commands as package
+    from flagops.cli.registry import COMMANDS, load
+
+    modules = {m.name for m in pkgutil.iter_modules(package.__path__) if not m.name.startswith("_")}
+    assert modules == {entry.module for entry in COMMANDS.values()}
+    for name, entry in COMMANDS.items():
+        command = load(name)
+        assert command.name == name
+        assert command.get_short_help_str(10**6) == entry.short_help, name
+
+
+def test_help_lists_every_command_without_importing_one() -> None:
+    probe = ("import sys; from flagops.cli import main; main(['--help']); "
+             "print(sorted(m for m in sys.modules if m.startswith('flagops.cli.commands.') "
+             "or m.split('.')[0] in ('jinja2', 'boto3', 'numpy', 'ruamel', 'git', 'jsonschema', 'yaml')))")
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    from flagops.cli.registry import COMMANDS
+
+    listed = done.stdout.split("Commands:")[1]
+    for name in COMMANDS:
+        assert f"\n  {name} " in listed
+    assert done.stdout.strip().splitlines()[-1] == "[]"

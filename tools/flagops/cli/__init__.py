@@ -1,14 +1,14 @@
 """The flagops command line: thin commands over the library, one error boundary, exit codes.
 
-Every module of this package registers its commands on :data:`cli`; they are found here
-without a central list.
+:mod:`.app` holds the click group, :mod:`.registry` the table of commands, and each command
+is a module of :mod:`.commands`, imported only when that command runs. :func:`main` is the one
+place where outcomes become exit codes: 0 ok, 1 invalid input or a refused operation, 2 usage,
+3 unexpected.
 """
 
 from __future__ import annotations
 
-import importlib
 import os
-import pkgutil
 import sys
 import traceback
 from typing import Optional, Sequence
@@ -16,13 +16,7 @@ from typing import Optional, Sequence
 import click
 
 from ..errors import EXIT_INVALID, EXIT_UNEXPECTED, EXIT_USAGE, FlagopsError, InvalidInputError
-from ..formatters import format_text
-from ..problems import Result
-from ._app import cli
-
-for _module in pkgutil.iter_modules(__path__):
-    if not _module.name.startswith("_"):
-        importlib.import_module(f"{__name__}.{_module.name}")
+from .app import cli
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -40,6 +34,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         code = EXIT_USAGE
     except InvalidInputError as exc:
         if exc.problems:
+            from ..formatters import format_text
+            from ..problems import Result
+
             click.echo(format_text(Result(list(exc.problems))), nl=False, err=True)
         click.echo(f"error: {exc}", err=True)
         code = exc.exit_code

@@ -1,4 +1,8 @@
-"""The click group every command module attaches to, and helpers they share."""
+"""The top-level click group and what every command module shares: the Env, output helpers, options.
+
+Command modules (``flagops/cli/commands/``) import from here; this module imports only click
+and the standard library, so ``flagops --help`` stays fast.
+"""
 
 from __future__ import annotations
 
@@ -6,12 +10,14 @@ import json
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import TYPE_CHECKING, Any, Callable, Optional
 
 import click
 
-from ..formatters import FORMATTERS, summary
-from ..problems import Result
+from .registry import LazyGroup
+
+if TYPE_CHECKING:
+    from ..problems import Result
 
 
 @dataclass
@@ -47,7 +53,8 @@ Exit codes: 0 ok, 1 invalid input or refused operation, 2 usage error, 3 unexpec
 """
 
 
-@click.group(help=HELP, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.group(cls=LazyGroup, help=HELP,
+             context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.option("--root", type=click.Path(exists=True, file_okay=False, path_type=Path), default=".",
               show_default=True,
               help="Repository root holding flags/, tenants/ and schema/.")
@@ -69,6 +76,8 @@ def print_json(value: Any) -> None:
 
 def report_problems(result: Result, fmt: str, *, stream_summary: bool = True) -> None:
     """Print problems in the chosen format: JSON on stdout, text and github annotations too."""
+    from ..formatters import FORMATTERS, summary
+
     out = FORMATTERS[fmt](result)
     if out:
         click.echo(out, nl=False)
@@ -94,3 +103,21 @@ def terminal_progress(label: str) -> Optional[Callable[[int, int, str], None]]:
 
 FORMAT_OPTION = click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text",
                              show_default=True, help="Output format.")
+
+TENANTS_HELP = ("Replace the inventory of the --env environment with this YAML/JSON file or http(s) URL "
+                "(bearer token from FLAGOPS_TENANTS_TOKEN).")
+
+
+def only_inventory(root: Path) -> Optional[str]:
+    """The environment of the repository's one inventory, if it has exactly one.
+
+    ``--tenants`` replaces one environment's inventory; when the repository holds only one,
+    that is the environment meant, and ``--env`` may be left out.
+    """
+    from ..loading import INVENTORY_SUFFIXES, TENANTS_DIR
+
+    directory = root / TENANTS_DIR
+    if not directory.is_dir():
+        return None
+    stems = {p.stem for p in directory.iterdir() if p.is_file() and p.suffix in INVENTORY_SUFFIXES}
+    return next(iter(stems)) if len(stems) == 1 else None

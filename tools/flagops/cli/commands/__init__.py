@@ -1,0 +1,1 @@
+"""One module per command, each exposing ``command``; :mod:`flagops.cli.registry` lists them."""

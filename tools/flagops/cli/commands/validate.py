@@ -1,0 +1,38 @@
+"""``flagops validate``: check every flag and inventory, report every problem."""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import click
+
+from ..app import TENANTS_HELP, Env, only_inventory, pass_env, report_problems
+
+
+@click.command(name="validate")
+@click.option("--format", "fmt", type=click.Choice(["text", "github", "json"]), default="text",
+              show_default=True, help="text: path:line:col: severity: message (rule); github: "
+              "workflow annotations; json: one document.")
+@click.option("--strict", is_flag=True, help="Treat warnings as errors (exit 1).")
+@click.option("--tenants", metavar="SOURCE", help=TENANTS_HELP)
+@click.option("--env", "environment", metavar="ENV", help="The environment --tenants replaces.")
+@pass_env
+def command(env: Env, fmt: str, strict: bool, tenants: Optional[str], environment: Optional[str]) -> int:
+    """Check every file under flags/ and tenants/ and report all problems.
+
+    Problems are sorted by file and line. Errors (schema violations, a key that differs from
+    its file name, unknown tenants or partners, stray files) exit 1; warnings (a targeted flag
+    with an empty scope, an ignored scope or pct, a past expiry) exit 0 unless --strict.
+    """
+    from ...errors import EXIT_INVALID
+    from ...formatters import format_json
+    from ...validation import load_and_validate
+
+    if tenants is not None and environment is None:
+        environment = only_inventory(env.root)
+    _, _, result = load_and_validate(env.root, tenants=tenants, environment=environment, cwd=env.cwd)
+    if fmt == "json":
+        click.echo(format_json(result, strict=strict), nl=False)  # "valid" agrees with the exit code
+    else:
+        report_problems(result, fmt)
+    return 0 if result.ok(strict=strict) else EXIT_INVALID
