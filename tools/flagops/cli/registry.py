@@ -44,6 +44,8 @@ COMMANDS: dict[str, Entry] = {
     "show": Entry("show", "One flag's definition."),
     "stale": Entry("stale", "Flags to remove: fully on or fully off everywhere and unchanged for --days, "
                             "or past expiry."),
+    "ui": Entry("ui", "Open the operator's console: list, edit with a live blast radius, kill, and propose "
+                      "as a pull request."),
     "validate": Entry("validate", "Check every file under flags/ and tenants/ and report all problems."),
 }
 

@@ -306,7 +306,8 @@ class Workspace:
                 if change["field"] == "owner" and change["after"]:
                     owner = str(change["after"])
         return {"key": key, "description": description, "owner": owner, "state": "deleted", "pct": 0,
-                "scope": "", "scope_axes": {axis: [] for axis in AXES}, "last": entries[0], "deleted": True}
+                "scope": "", "scope_axes": {axis: [] for axis in AXES}, "killed": None, "last": entries[0],
+                "deleted": True}
 
     def _history(self, notes: list[str]) -> dict[str, list[dict[str, Any]]]:
         try:
