@@ -331,6 +331,10 @@ def test_edit_with_live_preview_diff_and_save(page: Any, clone: tuple[Path, Path
     expect(diff).to_contain_text("+pct: 70  # raise in steps of 20")
     expect(diff).to_contain_text("-pct: 40")
     _shot(page, "edit-preview")
+    if os.environ.get("FLAGOPS_DOCS_SCREENSHOT"):  # regenerates the README's picture
+        page.set_viewport_size({"width": 1180, "height": 700})
+        page.screenshot(path=str(Path(__file__).resolve().parent.parent / "docs" / "console.png"))
+        page.set_viewport_size({"width": 1400, "height": 900})
 
     # Leaving with unsaved changes asks first.
     dialogs: list[str] = []
