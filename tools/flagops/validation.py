@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as _dt
 import difflib
 import json
+import os
 import re
 import unicodedata
 from pathlib import Path
@@ -20,7 +21,7 @@ from jsonschema.exceptions import ValidationError
 from flagops_client.evaluation import AXES, has_any_scope
 
 from .model import Flag
-from .loading import Document, FsSource, JsonPath, Project, SCHEMA_DIR, load_override, load_project, read_tenants_source
+from .loading import FLAGS_DIR, TENANTS_DIR, Document, FsSource, JsonPath, Project, SCHEMA_DIR, load_override, load_project, read_tenants_source
 from .problems import Problem, Result
 from .schemas import Schemas
 
@@ -352,3 +353,49 @@ def load_and_validate(root: Path, *, tenants: Optional[str] = None, environment:
 def validate_repository(root: Path, **kwargs: Any) -> Result:
     """Validate the repository at ``root``; the library entry point behind ``flagops validate``."""
     return load_and_validate(root, **kwargs)[2]
+
+
+#: Problems in a flag file that an inventory change can cause.
+_REFERENCE_RULES = ("unknown-tenant", "unknown-partner")
+
+
+def restrict_to(result: Result, paths: Iterable[str]) -> Result:
+    """Only the problems ``paths`` (repository-relative) are answerable for.
+
+    That is each given file's own problems, plus those of what it references: a flag file
+    references the inventories (its slugs), an inventory is referenced by the flags' slugs, and
+    a schema governs everything. Other files' problems (an untracked draft, say) are left out:
+    what pre-commit passes is what the commit holds.
+    """
+    given = set(paths)
+    if any(p.startswith(f"{SCHEMA_DIR}/") for p in given):
+        return result
+    flags = any(p.startswith(f"{FLAGS_DIR}/") for p in given)
+    inventories = any(p.startswith(f"{TENANTS_DIR}/") for p in given)
+    kept = Result()
+    for problem in result.problems:
+        if (problem.path in given
+                or problem.path in (FLAGS_DIR, TENANTS_DIR)  # the layout itself (a missing directory)
+                or (flags and problem.path.startswith(f"{TENANTS_DIR}/"))
+                or (inventories and problem.rule in _REFERENCE_RULES)):
+            kept.add(problem)
+    return kept
+
+
+def repository_paths(root: Path, paths: Iterable[Path]) -> list[str]:
+    """Each path as the repository-relative name problems carry; refuses one outside ``root``."""
+    from .errors import UsageError
+
+    base = root.resolve()
+    out = []
+    for path in paths:
+        absolute = Path(os.path.abspath(path))
+        try:
+            rel = absolute.relative_to(base)
+        except ValueError:
+            try:  # the root given through a symlink
+                rel = absolute.resolve().relative_to(base)
+            except ValueError:
+                raise UsageError(f"{path} is not inside the repository {root}") from None
+        out.append(rel.as_posix())
+    return out

@@ -16,9 +16,15 @@ from ..app import TENANTS_HELP, Env, only_inventory, pass_env, report_problems
 @click.option("--strict", is_flag=True, help="Treat warnings as errors (exit 1).")
 @click.option("--tenants", metavar="SOURCE", help=TENANTS_HELP)
 @click.option("--env", "environment", metavar="ENV", help="The environment --tenants replaces.")
+@click.argument("paths", nargs=-1, metavar="[PATH]...")
 @pass_env
-def command(env: Env, fmt: str, strict: bool, tenants: Optional[str], environment: Optional[str]) -> int:
+def command(env: Env, fmt: str, strict: bool, tenants: Optional[str], environment: Optional[str],
+            paths: tuple[str, ...]) -> int:
     """Check every file under flags/ and tenants/ and report all problems.
+
+    With PATHs (what pre-commit passes: the files a commit holds), report only the problems
+    of those files and of what they reference (the inventories a flag's slugs name, the flags
+    that name an inventory's tenants; a schema file means everything).
 
     Problems are sorted by file and line. Errors (schema violations, a key that differs from
     its file name, unknown tenants or partners, stray files) exit 1; warnings (a targeted flag
@@ -31,6 +37,10 @@ def command(env: Env, fmt: str, strict: bool, tenants: Optional[str], environmen
     if tenants is not None and environment is None:
         environment = only_inventory(env.root)
     _, _, result = load_and_validate(env.root, tenants=tenants, environment=environment, cwd=env.cwd)
+    if paths:
+        from ...validation import repository_paths, restrict_to
+
+        result = restrict_to(result, repository_paths(env.root, [env.path(p) for p in paths]))
     if fmt == "json":
         click.echo(format_json(result, strict=strict), nl=False)  # "valid" agrees with the exit code
     else:
