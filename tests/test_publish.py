@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -543,7 +544,8 @@ def test_the_server_stopped_mid_publish(project, tmp_path, s3_env):
         v2 = project.compile(tmp_path / "v2")
 
         def kill_server() -> None:
-            os.kill(state.pid, 9)
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(state.pid, 9)
             try:
                 os.waitpid(state.pid, 0)
             except ChildProcessError:  # not our child: wait until it is gone

@@ -228,18 +228,12 @@ class PublishLock:
             self._retry(lambda: self.store.delete(self.key))
 
     def abandon(self) -> None:
-        """After a failure: mark the lock released (if still ours), so the next run takes it at once."""
-        self._stop_renewing()
+        """After a failure: give the lock up. Nothing needs remembering: the next run compares the store's
+        bytes with its own, so whatever this run uploaded is checked again."""
         if self._lost.is_set():
+            self._stop_renewing()
             return
-        body = self._body(released=True)
-        try:
-            if self.conditional:
-                self._retry(lambda: self.store.put(self.key, body, if_match=self.etag))
-            else:
-                self._retry(lambda: self.store.put(self.key, body))
-        except PreconditionFailed:
-            pass  # another run holds it now
+        self.release()
 
     def _retry(self, fn: Callable[[], Any]) -> Any:
         return retrying(fn, self.retry)

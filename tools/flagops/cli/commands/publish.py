@@ -24,12 +24,14 @@ from ._targets import publish_options, report, target_options
 def command(env: Env, environment: str, target: str, endpoint_url: Optional[str], dry_run: bool,
             no_conditional_writes: bool, cache_control: str, workers: int, fmt: str,
             from_dir: Optional[Path], allow_rollback: bool, dashboard_dir: Optional[Path]) -> int:
-    """Publish one environment's bundles: only what changed, the manifest last, race-safe.
+    """Publish one environment: only what the store does not hold yet, the head last, race-safe.
 
     \b
-    Order: changed bundles, rules.json and catalog.json first; then the manifest with a
-    conditional write (a concurrent publish makes one of the two fail); then deletion of the
-    bundles of tenants that left. A revision older than the published one is refused.
+    Every compiled file is checked against its schema first. Order: a kill (a flag now off for
+    every tenant) goes into <env>/head.json before any bundle; then the bundles whose bytes
+    differ from the store's, rules.json, catalog.json and snapshot.json; the manifest with a
+    conditional write; the final head; deletion of the bundles of tenants that left. A
+    revision older than the published one is refused.
     """
     from ... import publish as pub
     from ...storage import open_target
