@@ -3,7 +3,8 @@
  *
  * - Tenant mode (default): each tenant's bundle is loaded on its first read and held (at most
  *   `maxTenants`, least recently read evicted). Each interval one conditional GET of
- *   `<env>/head.json`; only when its revision changes are the held bundles revalidated, with
+ *   `<env>/head.json`; only when its content changes (revision and snapshot digest; the sequence
+ *   when the revision cannot tell) are the held bundles revalidated, with
  *   conditional GETs paced at `maxRequestsPerSecond`. A store without a head is revalidated
  *   bundle by bundle each interval, with one warning.
  * - Snapshot mode (`allTenants`): `<env>/snapshot.json` holds every tenant as a bitset; it is
@@ -100,7 +101,7 @@ class Entry {
   etag: string | null = null;
   lastModified: string | null = null;
   confirmed: number | null = null; // epoch ms the store last vouched for it
-  checkedUnder: string | null | undefined = undefined; // head revision it was validated under
+  checkedUnder: string | undefined = undefined; // contentKey of the head it was validated under
   missing = false;
   constructor(public used: number) {}
 }
@@ -290,7 +291,7 @@ export class FlagClient {
           const row = snap.rows.get(tenant);
           missing = row === undefined;
           if (row !== undefined) flags = i === undefined ? {} : { [key]: (snap.bits[row + (i >> 3)]! & (1 << (i & 7))) !== 0 };
-          confirmed = this.freshness(this.snap.confirmed, this.snap.value?.revision);
+          confirmed = this.freshness(this.snap.confirmed, this.snapVouched());
         } else missing = this.snap.missing;
       } else {
         const entry = await this.entry(tenant, deadline);
@@ -400,7 +401,7 @@ export class FlagClient {
   /** Bring one tenant up to date; false when its document was rejected. Throws FetchError. */
   private async fetchTenant(tenant: string, entry: Entry, deadline: number): Promise<boolean> {
     const name = `tenants/${tenant}.json`;
-    const under = this.head.value?.revision;
+    const under = contentKey(this.head.value);
     const resp = await this.get(documentUrl(this.base, `${this.environment}/${name}`), entry, deadline);
     const now = Date.now();
     if (resp.status === 304) {
@@ -547,10 +548,10 @@ export class FlagClient {
     }
   }
 
-  /** The held bundles the head's revision has not vouched for, paced; all of them without a head. */
+  /** The held bundles the head has not vouched for, paced; all of them without a head. */
   private async revalidate(all: boolean): Promise<boolean> {
-    const revision = this.head.value?.revision;
-    const due = [...this.tenants].filter(([, e]) => all || this.headState !== "present" || e.checkedUnder !== revision);
+    const key = contentKey(this.head.value);
+    const due = [...this.tenants].filter(([, e]) => all || this.headState !== "present" || key === undefined || e.checkedUnder !== key);
     const gap = 1000 / this.rate;
     const start = Date.now();
     let good = true;
@@ -680,18 +681,20 @@ export class FlagClient {
 
   // ------------------------------------------------------------------ status and lifecycle
 
-  /** When the store last vouched for data validated under `revision`: the head's 304s count too. */
-  private freshness(confirmed: number | null, revision: string | null | undefined): number | null {
-    const head = this.head;
-    if (this.headState === "present" && head.value !== null && head.confirmed !== null && revision !== undefined
-        && head.value.revision === revision) {
-      return Math.max(confirmed ?? 0, head.confirmed);
-    }
-    return confirmed;
+  /** When the store last vouched for data: for data the head vouches for, the head's 304s count too. */
+  private freshness(confirmed: number | null, vouched: boolean): number | null {
+    const at = this.head.confirmed;
+    return vouched && this.headState === "present" && at !== null ? Math.max(confirmed ?? 0, at) : confirmed;
   }
 
   private entryConfirmed(entry: Entry): number | null {
-    return this.freshness(entry.confirmed, entry.checkedUnder);
+    const key = contentKey(this.head.value);
+    return this.freshness(entry.confirmed, key !== undefined && entry.checkedUnder === key);
+  }
+
+  private snapVouched(): boolean {
+    const digest = this.head.value?.snapshot;
+    return digest != null && digest === this.snap.digest;
   }
 
   status(): Status {
@@ -702,7 +705,7 @@ export class FlagClient {
     if (this.allTenants) {
       const snap = this.snap.value;
       tenants = snap?.rows.size ?? 0;
-      if (snap) oldest = this.freshness(this.snap.confirmed, snap.revision) ?? 0;
+      if (snap) oldest = this.freshness(this.snap.confirmed, this.snapVouched()) ?? 0;
     } else {
       for (const entry of this.tenants.values()) {
         if (entry.flags === null) {
@@ -738,6 +741,18 @@ export class FlagClient {
   toString(): string {
     return `FlagClient(${this.where}, environment=${this.environment})`;
   }
+}
+
+/**
+ * What the held bundles are validated against: the revision and the snapshot digest (an interim
+ * kill head keeps both: its `off` needs no revalidation), or the sequence when a null or dirty
+ * revision without a snapshot cannot tell two contents apart.
+ */
+function contentKey(head: Head | null): string | undefined {
+  if (head === null) return undefined;
+  if (head.snapshot !== null) return `${head.revision}|${head.snapshot}`;
+  if (head.revision !== null && !head.revision.endsWith("-dirty")) return head.revision;
+  return `#${head.sequence}`;
 }
 
 /** `promise`, or undefined once `deadline` (epoch ms) passed; never rejects. */

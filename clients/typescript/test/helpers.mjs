@@ -117,7 +117,7 @@ export async function serve(t, root) {
 
 /** Runs flagops; throws with its output when it fails. */
 export function flagops(args, { cwd, env } = {}) {
-  return execFileSync(FLAGOPS, args, { cwd, env: { ...process.env, ...env }, encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] });
+  return execFileSync(FLAGOPS, args, { cwd, env: env ?? process.env, encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] });
 }
 
 export const TENANTS_YAML = `- {id: "ten-001", slug: acme, plan: enterprise}
