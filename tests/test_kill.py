@@ -329,3 +329,37 @@ def test_break_glass_refuses_a_branch_with_unreviewed_commits(clones, flagops, t
     assert ops.head.commit.hexsha == before
     assert (ops_root / "flags" / "ramp.yaml").read_text() == RAMP
     assert not (tmp_path / "store" / "production" / "manifest.json").exists()
+
+
+def test_break_glass_covers_every_environment_with_an_inventory_through_the_fast_path(tmp_path, flagops,
+                                                                                      isolated_git):
+    seed = make_repo(tmp_path / "seed")
+    (tmp_path / "seed" / "tenants" / "staging.yaml").write_text(TENANTS, encoding="utf-8")
+    seed.index.add(["tenants/staging.yaml"])
+    seed.index.commit("Staging tenants")
+    upstream = tmp_path / "upstream.git"
+    git.Repo.clone_from(str(seed.working_tree_dir), upstream, bare=True)
+    ops = _clone(str(upstream), tmp_path / "ops")
+    ops_root = Path(ops.working_tree_dir)
+    store = tmp_path / "store"
+    target = f"file://{store}"
+    for env in ("production", "staging"):
+        assert flagops("publish", "--env", env, "--target", target, root=ops_root).code == 0
+    before = {env: json.loads((store / env / "head.json").read_text()) for env in ("production", "staging")}
+    assert all("ramp" not in head["off"] for head in before.values())
+
+    run = flagops("kill", "ramp", "--reason", "errors everywhere", "--publish", "--target", target, root=ops_root)
+    assert run.code == 0, run.err
+    kill_sha = ops.head.commit.hexsha
+    for env in ("production", "staging"):
+        head = json.loads((store / env / "head.json").read_text())
+        assert head["revision"] == kill_sha and "ramp" in head["off"]
+        assert head["sequence"] == before[env]["sequence"] + 2  # the interim kill head, then the final one
+        assert f"published {env} revision {kill_sha}" in run.out
+    assert run.out.count("the head named ramp off before any bundle") == 2
+
+    # Repeated --env names the environments; an unknown one is refused before anything changes.
+    run = flagops("kill", "steady", "--reason", "r", "--publish", "--env", "prodution", "--target", target,
+                  root=ops_root)
+    assert run.code == 2 and "production" in run.err
+    assert ops.head.commit.hexsha == kill_sha

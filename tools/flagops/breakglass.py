@@ -1,6 +1,9 @@
-"""Break-glass: kill a flag, commit it, compile one environment and publish it at once.
+"""Break-glass: kill a flag, commit it, compile and publish every environment at once.
 
-It sits at the top of the layering: it imports editing, compile and publish.
+Every environment with an inventory (or those named) is compiled from the committed tree in
+one compile, then published concurrently; each publish names the kill in its environment's
+head before uploading any bundle (the fast path), so readers everywhere apply it within one
+poll. It sits at the top of the layering: it imports the edits, compile and publish.
 """
 
 from __future__ import annotations
@@ -8,13 +11,13 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import os
-import tempfile
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Optional, Sequence
 
-from .editing import EditResult, _schemas, commit_file, flag_rel, kill_flag, kill_message, require_git_user
+from .edit import EditResult, _schemas, commit_file, flag_rel, kill_flag, kill_message, require_git_user
 from .errors import FlagopsError, UsageError
 from .loading import FLAGS_DIR
 from .validation import did_you_mean
@@ -22,29 +25,33 @@ from .validation import did_you_mean
 
 @dataclass
 class BreakGlassResult:
-    """What the emergency kill did: the edit, the commit, the publish, and how long each took."""
+    """What the emergency kill did: the edit, the commit, the publishes, and how long each took."""
 
     edit: EditResult
-    environment: str
+    environments: list[str]
     target: str
     commit: Optional[str]  # the kill commit (None when the flag was already off at HEAD)
     revision: Optional[str]  # the revision published
-    publish: Any  # publish.PublishResult
+    publish: dict[str, Any]  # environment -> publish.PublishResult
     push: list[str]  # the commands that bring the kill commit to the shared history
     seconds: dict[str, float] = field(default_factory=dict)
 
     def report_lines(self) -> list[str]:
-        p = self.publish
-        lines = [f"published {self.environment} revision {self.revision} to {self.target}: "
-                 f"{len(p.uploaded)} bundle(s) uploaded, {p.unchanged} unchanged "
-                 f"in {self.seconds.get('total', 0.0):.2f}s (commit {self.seconds.get('commit', 0.0):.2f}s, "
-                 f"compile {self.seconds.get('compile', 0.0):.2f}s, publish {self.seconds.get('publish', 0.0):.2f}s)"]
+        lines = []
+        for env in self.environments:
+            p = self.publish[env]
+            fast = f"; the head named {', '.join(p.killed)} off before any bundle" if p.killed else ""
+            lines.append(f"published {env} revision {self.revision} to {self.target}: {len(p.uploaded)} bundle(s) "
+                         f"uploaded, {p.unchanged} unchanged{fast}")
+        s = self.seconds
+        lines.append(f"in {s.get('total', 0.0):.2f}s (commit {s.get('commit', 0.0):.2f}s, compile "
+                     f"{s.get('compile', 0.0):.2f}s, publish {s.get('publish', 0.0):.2f}s)")
         if self.commit:
             lines += [f"the kill is commit {self.commit[:12]}; push it now:"]
             lines += [f"  {command}" for command in self.push]
             lines += ["until it is merged into the branch CI publishes from, the scheduled publish of "
-                      f"{self.environment} is refused (it does not contain revision {self.commit[:12]}) "
-                      "instead of turning the flag back on"]
+                      f"{', '.join(self.environments)} is refused (it does not contain revision "
+                      f"{self.commit[:12]}) instead of turning the flag back on"]
         return lines
 
 
@@ -86,49 +93,70 @@ def _unreviewed_commits(repo: Any) -> list[tuple[str, str]]:
     return out
 
 
-def break_glass(root: Path, key: str, *, reason: str, environment: str, target: str,
+def _environments(root: Path, schemas: Any, named: Sequence[str]) -> list[str]:
+    """The environments to publish: those named, else every one with an inventory (checked before any change)."""
+    from .loading import INVENTORY_SUFFIXES, TENANTS_DIR
+
+    def has_inventory(env: str) -> bool:
+        return any((root / TENANTS_DIR / f"{env}{suffix}").is_file() for suffix in INVENTORY_SUFFIXES)
+
+    for env in named:
+        if env not in schemas.environments:
+            raise UsageError(f'unknown environment "{env}"{did_you_mean(env, schemas.environments)}; '
+                             f"known: {', '.join(schemas.environments)}")
+        if not has_inventory(env):
+            raise UsageError(f'nothing was changed: no tenant inventory for "{env}"',
+                             hint=f"add {TENANTS_DIR}/{env}.yaml, or leave --env out to publish every environment "
+                                  "that has one")
+    chosen = list(dict.fromkeys(named)) or [env for env in schemas.environments if has_inventory(env)]
+    if not chosen:
+        raise UsageError(f"nothing was changed: no tenant inventories under {TENANTS_DIR}/")
+    return chosen
+
+
+def break_glass(root: Path, key: str, *, reason: str, target: str, environments: Sequence[str] = (),
                 endpoint_url: Optional[str] = None, progress: Optional[Any] = None,
                 warn: Optional[Any] = None, today: Optional[_dt.date] = None,
                 confirm: Optional[Any] = None) -> BreakGlassResult:
-    """Kill a flag, commit it, compile the committed tree for one environment and publish it now.
+    """Kill a flag, commit it, compile the committed tree and publish every chosen environment now.
 
-    Checks first (before changing anything) that the target's published revision is part of the
-    local history: otherwise the publish would be refused after the commit, so the operator is
-    told to pull first. The compile uses a clean checkout of the new HEAD, so uncommitted work
-    in the working tree is never published.
+    Checks first (before changing anything) that each environment's published revision is part
+    of the local history: otherwise the publish would be refused after the commit, so the
+    operator is told to pull first. The compile uses a clean checkout of the new HEAD, so
+    uncommitted work in the working tree is never published.
     """
     import git
 
     from .compile import compile_project
     from .layout import MANIFEST
     from .publish import PublishOptions, check_revision, publish_environment
+    from .revision_guard import checkout_of
     from .storage import join_key, open_target
 
     started = time.monotonic()
     schemas = _schemas(root)
-    if environment not in schemas.environments:
-        raise UsageError(f'unknown environment "{environment}"{did_you_mean(environment, schemas.environments)}; '
-                         f"known: {', '.join(schemas.environments)}")
+    chosen = _environments(root, schemas, environments)
     try:
         repo = git.Repo(root, search_parent_directories=True)
         head = repo.head.commit.hexsha
     except (git.InvalidGitRepositoryError, git.NoSuchPathError, ValueError):
         raise FlagopsError(f"{root} is not a git repository with commits; break-glass commits the kill") from None
     require_git_user(root)  # the commit must have an author: refuse before changing anything
-    store, prefix = open_target(target, endpoint_url=endpoint_url)
-    current = store.get(join_key(prefix, environment, MANIFEST))
-    published: Optional[str] = None
-    if current is not None:
+    store, prefix = open_target(target, endpoint_url=endpoint_url, max_connections=8 * len(chosen) + 2)
+    for environment in chosen:
+        current = store.get(join_key(prefix, environment, MANIFEST))
+        published: Optional[str] = None
+        if current is not None:
+            try:
+                published = json.loads(current[0]).get("revision")
+            except (ValueError, AttributeError):
+                published = None
         try:
-            published = json.loads(current[0]).get("revision")
-        except (ValueError, AttributeError):
-            published = None
-    try:
-        check_revision(root, head, published, environment=environment, target=target)
-    except FlagopsError as exc:
-        raise FlagopsError(f"nothing was changed: the published {environment} revision is not in this "
-                           f"branch ({exc.message})",
-                           hint="git pull (fetch the published revision), then run the kill again") from None
+            check_revision(root, head, published, environment=environment, target=target)
+        except FlagopsError as exc:
+            raise FlagopsError(f"nothing was changed: the published {environment} revision is not in this "
+                               f"branch ({exc.message})",
+                               hint="git pull (fetch the published revision), then run the kill again") from None
     unreviewed = _unreviewed_commits(repo)
     if unreviewed:
         shown = "; ".join(f"{sha[:12]} {subject}" for sha, subject in unreviewed[:5])
@@ -146,31 +174,42 @@ def break_glass(root: Path, key: str, *, reason: str, environment: str, target: 
     commit = commit_file(root, path, kill_message(key, reason)) if dirty else None
     committed = time.monotonic()
 
-    work_tree = Path(repo.working_tree_dir or root).resolve()
+    sha = repo.head.commit.hexsha
+    results: dict[str, Any] = {}
+    failures: dict[str, FlagopsError] = {}
     try:
-        inner = Path(root).resolve().relative_to(work_tree)
-    except ValueError:
-        inner = Path(".")
-    with tempfile.TemporaryDirectory(prefix="flagops-breakglass-") as tmp:
-        checkout = Path(tmp) / "tree"
         # The committed tree exactly: other uncommitted edits in the working tree stay out.
-        repo.git.worktree("add", "--detach", str(checkout), repo.head.commit.hexsha)
-        try:
-            out = Path(tmp) / "out"
-            compiled = compile_project(checkout / inner, environments=[environment], out=out)
+        with checkout_of(root, sha) as (checkout, tmp):
+            out = tmp / "out"
+            compiled = compile_project(checkout, environments=chosen, out=out)
             revision = compiled.environments[0].revision
             compile_done = time.monotonic()
-            options = PublishOptions(progress=progress, warn=warn)
-            result = publish_environment(out, environment, store, prefix, root=root, options=options,
-                                         target=target)
-        except FlagopsError as exc:
-            sha = repo.head.commit.hexsha
-            exc.message = (f"{exc.message}\nthe kill is committed locally ({sha[:12]}) but NOT published; "
-                           "run the same command again to publish it")
-            raise
-        finally:
-            repo.git.worktree("remove", "--force", str(checkout))
-    done = time.monotonic()
-    return BreakGlassResult(edit, environment, target, commit, revision, result, _push_commands(repo, key),
+            one = len(chosen) == 1
+
+            def publish(environment: str) -> None:
+                options = PublishOptions(progress=progress if one else None, warn=warn)
+                try:
+                    results[environment] = publish_environment(out, environment, store, prefix, root=root,
+                                                               options=options, target=target)
+                except FlagopsError as exc:
+                    failures[environment] = exc
+
+            threads = [threading.Thread(target=publish, args=(env,)) for env in chosen]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join()
+    except FlagopsError as exc:
+        exc.message = (f"{exc.message}\nthe kill is committed locally ({sha[:12]}) but NOT published; "
+                       "run the same command again to publish it")
+        raise
+    if failures:
+        done = ", ".join(results) or "none"
+        detail = "; ".join(f"{env}: {exc.message}" for env, exc in failures.items())
+        raise FlagopsError(f"the kill is committed locally ({sha[:12]}) but NOT published to "
+                           f"{', '.join(failures)} (published: {done}): {detail}",
+                           hint="run the same command again to publish it")
+    done_at = time.monotonic()
+    return BreakGlassResult(edit, chosen, target, commit, revision, results, _push_commands(repo, key),
                             {"commit": committed - started, "compile": compile_done - committed,
-                             "publish": done - compile_done, "total": done - started})
+                             "publish": done_at - compile_done, "total": done_at - started})
