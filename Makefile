@@ -4,6 +4,9 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# The TypeScript client (clients/typescript): npm ci from the committed lockfile, then tsc into dist/.
+TS := clients/typescript
+TS_STAMP := $(TS)/node_modules/.flagops-built
 DIST ?= dist
 # The embedded default object store: a local directory with the same semantics as S3.
 TARGET ?= file://$(CURDIR)/$(DIST)/published
@@ -13,7 +16,7 @@ PUBLISH_FLAGS ?= --allow-rollback
 
 .PHONY: install install-cli run test validate compile clean s3-up s3-down browser bench
 
-install: $(STAMP)
+install: $(STAMP) $(TS_STAMP)
 
 # constraints.txt pins every version (the same in CI and here).
 $(STAMP): pyproject.toml client/pyproject.toml constraints.txt
@@ -21,6 +24,10 @@ $(STAMP): pyproject.toml client/pyproject.toml constraints.txt
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -c constraints.txt -e ./client -e '.[test]'
 	touch $(STAMP)
+
+$(TS_STAMP): $(TS)/package.json $(TS)/package-lock.json $(TS)/tsconfig.json $(TS)/tsconfig.examples.json $(wildcard $(TS)/src/*.ts $(TS)/examples/*.ts)
+	cd $(TS) && npm ci --no-audit --no-fund --loglevel=error && npm run --silent build
+	touch $(TS_STAMP)
 
 # The CLI without the test tools: CI's quick checks of every pull request.
 install-cli:
@@ -48,6 +55,7 @@ test: install browser
 	  $(BIN)/python scripts/s3server.py up || exit 1; started=1; \
 	fi; \
 	$(BIN)/pytest; rc=$$?; \
+	(cd $(TS) && npm test) || rc=1; \
 	if [ $$started = 1 ]; then $(BIN)/python scripts/s3server.py down; fi; \
 	exit $$rc
 
