@@ -367,3 +367,39 @@ def test_validate_paths_reports_what_the_files_answer_for(repo, flagops) -> None
     assert run.code == 1 and "flags/draft.yaml" in run.out
     outside = flagops("validate", "/etc/passwd", root=repo.root)
     assert outside.code == 2 and "not inside the repository" in outside.err
+
+
+# --------------------------------------------------------------------------- the browser install
+
+
+def test_the_browser_install_waits_for_a_busy_apt_with_a_bound(tmp_path: Path) -> None:
+    """An unattended upgrade holding apt's locks: the script waits (bounded), it does not fail at once."""
+    import fcntl
+    import time
+
+    if os.geteuid() != 0 or not shutil.which("apt-get"):
+        pytest.skip("needs root and apt-get (as CI runs)")
+    held = []
+    for lock in ("/var/lib/apt/lists/lock", "/var/lib/dpkg/lock-frontend"):
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o640)
+        try:
+            fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # the lock apt itself takes
+        except OSError:
+            os.close(fd)
+            for other in held:
+                os.close(other)
+            pytest.skip("apt is really busy right now")
+        held.append(fd)
+    try:
+        start = time.monotonic()
+        run = subprocess.run(["bash", str(ROOT / "scripts" / "install-browser.sh")], capture_output=True,
+                             text=True, timeout=60,
+                             env={**os.environ, "FLAGOPS_CHROMIUM": str(tmp_path / "no-chromium"),
+                                  "FLAGOPS_APT_LOCK_TIMEOUT": "2"})
+        waited = time.monotonic() - start
+    finally:
+        for fd in held:
+            os.close(fd)
+    assert run.returncode == 1
+    assert "apt stayed busy for 2s" in run.stderr
+    assert 1.8 <= waited < 30, waited  # it waited for the lock, and only as long as allowed
