@@ -437,3 +437,31 @@ def test_a_kill_record_is_read_only_and_round_trips() -> None:
         flag.killed["reason"] = "other"  # type: ignore[index]
     assert flag.to_dict() == data
     assert hash(flag) == hash(Flag.from_mapping({**data, "killed": None}))
+
+
+def test_the_fast_inventory_check_follows_the_repositorys_tenants_schema(repo, flagops) -> None:  # type: ignore[no-untyped-def]
+    """A tenants schema the fast check does not mirror (here: name required) is checked in full."""
+    repo.tenants("production", INVENTORY)
+    assert flagops("validate", root=repo.root).code == 0
+    schema_dir = repo.root / "schema"
+    shutil.copytree(ROOT / "schema", schema_dir)
+    assert Schemas.load(schema_dir).fast_tenants_check  # the shipped schema takes the fast path
+    path = schema_dir / "tenants.schema.json"
+    tenants = json.loads(path.read_text(encoding="utf-8"))
+    tenants["$defs"]["tenant"]["required"].append("name")
+    path.write_text(json.dumps(tenants), encoding="utf-8")
+    assert not Schemas.load(schema_dir).fast_tenants_check
+    run = flagops("validate", root=repo.root)
+    assert run.code == 1
+    assert run.out.splitlines() == [
+        'tenants/production.yaml:1:3: error: missing required field "name" in [0] (schema)',
+        'tenants/production.yaml:4:3: error: missing required field "name" in [1] (schema)']
+
+
+def test_ids_and_slugs_must_be_nfc(repo, flagops) -> None:  # type: ignore[no-untyped-def]
+    nfd = "t_cafe\u0301"
+    repo.tenants("production", f"- id: t_caf\u00e9\n  slug: acme\n  plan: free\n- id: {nfd}\n  slug: beta\n  plan: free\n")
+    run = flagops("validate", root=repo.root)
+    assert run.code == 1
+    assert run.out == (f'tenants/production.yaml:4:7: error: tenant id "{nfd}" is not in Unicode NFC; the same '
+                       'characters in NFC are "t_caf\u00e9" (export ids and slugs NFC-normalised) (not-nfc)\n')
