@@ -1,6 +1,6 @@
 """Run the benchmarks and print one table (Markdown): ``make bench``.
 
-    python benchmarks/run.py [--quick] [--runs 5] [--workdir DIR] [--keep] [--json FILE]
+    python benchmarks/run.py [--quick] [--runs 5] [--workdir DIR] [--keep] [--json FILE] [--compile-only]
 
 Sizes (tenants x flags): 10,000 x 50, 30,000 x 200 and 100,000 x 200 (``--quick`` or
 FLAGOPS_BENCH_QUICK=1 leaves out 100,000 x 200). Every case runs as its own process, as an
@@ -134,7 +134,9 @@ def git(root: Path, *args: str) -> None:
 
 
 class Bench:
-    def __init__(self, work: Path, runs: int, peer_sample: int, log: Callable[[str], None]):
+    def __init__(self, work: Path, runs: int, peer_sample: int, log: Callable[[str], None],
+                 compile_only: bool = False):
+        self.compile_only = compile_only
         self.work = work
         self.runs = runs
         self.peer_sample = peer_sample
@@ -194,7 +196,8 @@ class Bench:
         full.notes = f"{base.median / full.median:.2f}x the baseline's speed (target >= 8x)"
 
         # Evaluation alone (in process, nothing cached).
-        self.evaluation(root, label, n_evals)
+        if not self.compile_only:
+            self.evaluation(root, label, n_evals)
 
         # 2. Recompile after one rollout pct change (previous output present).
         re = self.add(Row(f"2 recompile after one pct change ({key})", label, evals=n_evals))
@@ -217,6 +220,8 @@ class Bench:
                     f"{re.median / full.median:.2f} of a full compile (target < 0.25)")
 
         # 3. plan for that one-flag change.
+        if self.compile_only:
+            return
         if with_plan and (ROOT / "tools" / "flagops" / "plan.py").exists():
             git(root, "init", "-q", "-b", "main")
             git(root, "add", "-A")
@@ -426,6 +431,8 @@ def main(argv: Optional[list[str]] = None) -> int:
     parser.add_argument("--peer-sample", type=int, default=None, help="tenants the peers evaluate")
     parser.add_argument("--history-commits", type=int, default=5000)
     parser.add_argument("--no-publish", action="store_true")
+    parser.add_argument("--compile-only", action="store_true",
+                        help="only the baseline, the compile, the file-system floor and the recompile")
     parser.add_argument("--workdir", type=Path, default=None)
     parser.add_argument("--keep", action="store_true", help="keep the generated repositories and output")
     parser.add_argument("--json", type=Path, default=None, help="also write the rows as JSON here")
@@ -439,11 +446,12 @@ def main(argv: Optional[list[str]] = None) -> int:
     # A terminated run still removes its work directory and stops the S3 server it started.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     log = lambda m: print(m, file=sys.stderr, flush=True)  # noqa: E731
-    bench = Bench(work, args.runs, args.peer_sample or (300 if args.quick else 1000), log)
+    bench = Bench(work, args.runs, args.peer_sample or (300 if args.quick else 1000), log,
+                  compile_only=args.compile_only)
     try:
         for i, (tenants, flags) in enumerate(sizes):
             bench.size(tenants, flags, with_plan=True, with_publish=(i == 0 and not args.no_publish))
-        if args.history_commits:
+        if args.history_commits and not args.compile_only:
             bench.history(args.history_commits)
     finally:
         if not args.keep:

@@ -28,7 +28,7 @@ import numpy as np
 from .compile_state import State, cache_paths, load_buckets, load_state, save_buckets_if_needed, save_state
 from .fsutil import staging_directory
 from .layout import (BUNDLES_DIR, ENVIRONMENT_FILES, MANIFEST, RULES, SNAPSHOT, BundleRenderer, dumps,
-                     manifest_bytes, pack, rules_document, snapshot_bytes)
+                     manifest_bytes, pack, rules_document, slug_order, snapshot_bytes)
 from . import matrix as _matrix
 from .matrix import ChunkedMatrix, TenantIndex, evaluate_columns
 from .parallel import overlap
@@ -65,25 +65,43 @@ class _Writer:
         self.done = 0
         self._step = max(1, total // 50)
 
-    def write(self, packed_rows: np.ndarray, positions: Sequence[int], into: Sequence[int]) -> None:
-        """Write the bundles of tenants ``positions`` (rows ``packed_rows``); results at ``into``."""
+    def digests_of(self, packed_rows: np.ndarray, positions: Sequence[int]) -> bytes:
+        """The sha256 of each of these bundles, concatenated (rendered, not written)."""
         rows = np.ascontiguousarray(packed_rows).tobytes()
         width = packed_rows.shape[1] if packed_rows.ndim == 2 else 0
-        bundle, slugs, dir_fd = self.renderer.bundle, self.slugs, self.dir_fd
-        sha, digests, sizes = hashlib.sha256, self.digests, self.sizes
+        chosen = [self.slugs[p] for p in positions]
+        bundle, sha = self.renderer.bundle, hashlib.sha256
+        return b"".join([sha(bundle(rows[n * width:(n + 1) * width], slug, tail)).digest()
+                         for n, (slug, tail) in enumerate(zip(chosen, self.renderer.tails(chosen)))])
+
+    def write(self, packed_rows: np.ndarray, positions: Sequence[int], into: Sequence[int],
+              known: Optional[bytes] = None) -> None:
+        """Write the bundles of tenants ``positions`` (rows ``packed_rows``); results at ``into``.
+
+        ``known``: their digests from :meth:`digests_of`, computed elsewhere.
+        """
+        rows = np.ascontiguousarray(packed_rows).tobytes()
+        width = packed_rows.shape[1] if packed_rows.ndim == 2 else 0
+        positions = list(positions)
+        chosen = [self.slugs[p] for p in positions]
+        tails = self.renderer.tails(chosen)
+        bundle, dir_fd, digests = self.renderer.bundle, self.dir_fd, self.digests
+        sha, op, wr, cl = hashlib.sha256, os.open, os.write, os.close
         flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC
-        for n, (p, at) in enumerate(zip(positions, into)):
-            slug = slugs[p]
-            data = bundle(rows[n * width:(n + 1) * width], slug)
-            fd = os.open(f"{slug}.json", flags, 0o644, dir_fd=dir_fd)
+        lengths = []
+        for n, (slug, tail, at) in enumerate(zip(chosen, tails, into)):
+            data = bundle(rows[n * width:(n + 1) * width], slug, tail)
+            fd = op(f"{slug}.json", flags, 0o644, dir_fd=dir_fd)
             try:
-                view = memoryview(data)
-                while view:
-                    view = view[os.write(fd, view):]
+                if wr(fd, data) != len(data):  # a short write: only on odd file systems
+                    view = memoryview(data)[os.fstat(fd).st_size:]
+                    while view:
+                        view = view[wr(fd, view):]
             finally:
-                os.close(fd)
-            digests[at] = sha(data).digest()
-            sizes[at] = len(data)
+                cl(fd)
+            digests[at] = sha(data).digest() if known is None else known[32 * n:32 * n + 32]
+            lengths.append(len(data))
+        self.sizes[list(into)] = lengths
         before, self.done = self.done, self.done + len(positions)
         if self.progress and (self.done // self._step != before // self._step or self.done == self.total):
             self.progress(self.done, self.total, self.environment)
@@ -112,21 +130,36 @@ def evaluate_and_write(rules: Mapping[str, Mapping[str, Any]], keys: Sequence[st
 
     The rollout hashing of one range of tenants overlaps the writing of the previous one
     (:func:`flagops.parallel.overlap`): the cost is about the larger of the two, not their sum.
+    The process that hashes a range also computes its bundles' digests, which balances the two
+    sides (writing costs more than hashing here).
     """
     n = len(slugs)
     matrix = ChunkedMatrix(rules, keys, index, environment)
     packed = np.zeros((n, (len(keys) + 7) // 8), dtype=np.uint8)
     writer = _Writer(renderer, slugs, directory, n, environment, progress)
     bounds = list(range(0, n, CHUNK)) + [n]
+    here = os.getpid()
+    local: set[int] = set()
 
     def compute(c: int) -> bytes:
-        return matrix.hash_range(bounds[c], bounds[c + 1])
-
-    def consume(c: int, buckets: bytes) -> None:
         lo, hi = bounds[c], bounds[c + 1]
+        buckets = matrix.hash_range(lo, hi)
+        if os.getpid() == here:  # computed in this process: consume() needs nothing more
+            local.add(c)
+            return buckets
+        matrix.store(lo, hi, buckets)  # the child's own copy
+        return buckets + writer.digests_of(pack(matrix.rows(lo, hi)), range(lo, hi))
+
+    def consume(c: int, payload: bytes) -> None:
+        lo, hi = bounds[c], bounds[c + 1]
+        known = None
+        if c in local:
+            buckets = payload
+        else:
+            buckets, known = payload[:len(payload) - 32 * (hi - lo)], payload[len(payload) - 32 * (hi - lo):]
         matrix.store(lo, hi, buckets)
         packed[lo:hi] = pack(matrix.rows(lo, hi))
-        writer.write(packed[lo:hi], range(lo, hi), range(lo, hi))
+        writer.write(packed[lo:hi], range(lo, hi), range(lo, hi), known)
 
     try:
         if matrix.pairs >= _matrix.PARALLEL_HASH_MIN:
@@ -291,9 +324,10 @@ def stage_environment(rules: Mapping[str, Mapping[str, Any]], tenants: Sequence[
         (build / BUNDLES_DIR).mkdir()
         packed, digests, sizes, enabled = evaluate_and_write(rules, keys, index, environment, renderer, slugs,
                                                              build / BUNDLES_DIR, progress)
+        order = slug_order(slugs)
         _write_file(str(build / RULES), rules_raw)
-        _write_file(str(build / SNAPSHOT), snapshot_bytes(environment, revision, keys, slugs, packed))
-        manifest = manifest_bytes(environment, revision, keys, slugs, digests)
+        _write_file(str(build / SNAPSHOT), snapshot_bytes(environment, revision, keys, slugs, packed, order))
+        manifest = manifest_bytes(environment, revision, keys, slugs, digests, order)
         _write_file(str(build / MANIFEST), manifest)
     except BaseException:
         shutil.rmtree(build, ignore_errors=True)
@@ -341,9 +375,10 @@ def _stage_update(rules: Mapping[str, Mapping[str, Any]], keys: list[str], index
         for p, d in zip(changed.tolist(), new_digests):
             digests[p] = d
         sizes[changed] = new_sizes
-        manifest = manifest_bytes(environment, revision, keys, slugs, digests)
+        order = slug_order(slugs)
+        manifest = manifest_bytes(environment, revision, keys, slugs, digests, order)
         _write_file(str(stage / f".{RULES}"), rules_raw)
-        _write_file(str(stage / f".{SNAPSHOT}"), snapshot_bytes(environment, revision, keys, slugs, packed))
+        _write_file(str(stage / f".{SNAPSHOT}"), snapshot_bytes(environment, revision, keys, slugs, packed, order))
         _write_file(str(stage / f".{MANIFEST}"), manifest)
     except BaseException:
         shutil.rmtree(stage, ignore_errors=True)

@@ -79,31 +79,59 @@ class BundleRenderer:
             group = keys[c:c + 8]
             off = [json_str(k) + b":false" for k in group]
             on = [json_str(k) + b":true" for k in group]
-            self.tables.append([b",".join(on[b] if v >> b & 1 else off[b] for b in range(len(group)))
+            lead = b"," if c else b""  # the separator before a group is part of its pieces
+            self.tables.append([lead + b",".join(on[b] if v >> b & 1 else off[b] for b in range(len(group)))
                                 if v < 1 << len(group) else b"" for v in range(256)])
 
-    def bundle(self, row: bytes, slug: str) -> bytes:
-        """The bundle of one tenant from its packed row (bytes, one per 8 flags)."""
-        return b"".join((self.head, b",".join(map(list.__getitem__, self.tables, row)), self.mid,
-                         json_str(slug), b"}\n"))
+    def tails(self, slugs: Sequence[str]) -> list[bytes]:
+        """What follows the flags in each slug's bundle (one regular expression for all of them)."""
+        if _PLAIN.fullmatch("".join(slugs)):
+            mid = self.mid.decode("utf-8")
+            return [f'{mid}"{slug}"}}\n'.encode("utf-8") for slug in slugs]
+        return [self.mid + json_str(slug) + b"}\n" for slug in slugs]
+
+    def bundle(self, row: bytes, slug: str, tail: Optional[bytes] = None) -> bytes:
+        """The bundle of one tenant from its packed row (bytes, one per 8 flags).
+
+        ``tail``: ``tails([slug])[0]``, when the caller has it already.
+        """
+        return b"".join([self.head, *map(list.__getitem__, self.tables, row),
+                         tail if tail is not None else self.mid + json_str(slug) + b"}\n"])
+
+
+def slug_order(slugs: Sequence[str]) -> list[int]:
+    """Positions of ``slugs`` in sorted order (the order of every tenants object)."""
+    return sorted(range(len(slugs)), key=slugs.__getitem__)
+
+
+def _tenants_object(slugs: Sequence[str], values: Sequence[str], order: Sequence[int]) -> bytes:
+    """``{"<slug>":"<value>",...}`` in ``order``, as :func:`dumps` writes it (values need no escaping)."""
+    if not order:
+        return b"{}"
+    if not _PLAIN.fullmatch("".join(slugs)):  # never for valid slugs; kept exact anyway
+        return b"{" + b",".join([json_str(slugs[i]) + b':"' + values[i].encode() + b'"' for i in order]) + b"}"
+    n = len(order)
+    parts: list[str] = [""] * (4 * n)  # one join over interleaved pieces: no string built per entry
+    parts[0::4] = [slugs[i] for i in order]
+    parts[1::4] = ['":"'] * n
+    parts[2::4] = [values[i] for i in order]
+    parts[3::4] = ['","'] * n
+    return ('{"' + "".join(parts)[:-2] + "}").encode("utf-8")
+
+
+def _with_tenants(small: bytes, tenants: bytes) -> bytes:
+    """"tenants" sorts last among the document's keys: splice it in before the closing brace."""
+    return small[:-2] + b',"tenants":' + tenants + b"}\n"
 
 
 def manifest_bytes(environment: str, revision: Optional[str], keys: Sequence[str], slugs: Sequence[str],
-                   digests: Sequence[bytes]) -> bytes:
-    """``dumps`` of the manifest (``digests``: the raw sha256 of each tenant's bundle).
-
-    "tenants" sorts last among the manifest's keys, so the document is the small part's
-    canonical JSON with the tenants object spliced in before the closing brace.
-    """
+                   digests: Sequence[bytes], order: Optional[Sequence[int]] = None) -> bytes:
+    """``dumps`` of the manifest (``digests``: the raw sha256 of each tenant's bundle)."""
     small = dumps({"schemaVersion": SCHEMA_VERSION, "environment": environment, "revision": revision,
                    "flags": list(keys)})
-    order = sorted(range(len(slugs)), key=slugs.__getitem__)
     hexes = b"".join(digests).hex()
-    if _PLAIN.fullmatch("".join(slugs)):  # the usual case: no slug needs escaping
-        body = ",".join([f'"{slugs[i]}":"sha256:{hexes[64 * i:64 * i + 64]}"' for i in order]).encode("utf-8")
-    else:
-        body = b",".join([json_str(slugs[i]) + f':"sha256:{hexes[64 * i:64 * i + 64]}"'.encode() for i in order])
-    return small[:-2] + b',"tenants":{' + body + b"}}\n"
+    values = ["sha256:" + hexes[i:i + 64] for i in range(0, len(hexes), 64)]
+    return _with_tenants(small, _tenants_object(slugs, values, slug_order(slugs) if order is None else order))
 
 
 def snapshot_document(environment: str, revision: Optional[str], keys: Sequence[str],
@@ -141,14 +169,9 @@ def _base64_rows(packed: np.ndarray) -> list[str]:
 
 
 def snapshot_bytes(environment: str, revision: Optional[str], keys: Sequence[str], slugs: Sequence[str],
-                   packed: np.ndarray) -> bytes:
+                   packed: np.ndarray, order: Optional[Sequence[int]] = None) -> bytes:
     """``dumps`` of the snapshot from the packed matrix (one row per slug, :func:`pack` order)."""
     small = dumps({"schemaVersion": SCHEMA_VERSION, "environment": environment, "revision": revision,
                    "flags": list(keys)})
     encoded = _base64_rows(packed)
-    order = sorted(range(len(slugs)), key=slugs.__getitem__)
-    if _PLAIN.fullmatch("".join(slugs)):
-        body = ",".join([f'"{slugs[i]}":"{encoded[i]}"' for i in order]).encode("utf-8")
-    else:
-        body = b",".join([json_str(slugs[i]) + f':"{encoded[i]}"'.encode() for i in order])
-    return small[:-2] + b',"tenants":{' + body + b"}}\n"
+    return _with_tenants(small, _tenants_object(slugs, encoded, slug_order(slugs) if order is None else order))
