@@ -16,10 +16,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from flagops.loading import MAX_DEPTH, parse_flag_blob, parse_json, parse_yaml
-from flagops.parsing import _fast_inventory
+from flagops.fastpath import fast_inventory as _fast_inventory
 from flagops.problems import Problem
 from flagops.schemas import Schemas
-from flagops.validation import _tenants_fast_ok, load_and_validate, schema_problems
+from flagops.fastpath import tenants_fast_ok as _tenants_fast_ok
+from flagops.validation import load_and_validate, schema_problems
 from flagops.loading import Document
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -22,19 +22,17 @@ import yaml
 from yaml.events import AliasEvent, CollectionStartEvent
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
+from .bounds import (MAX_DEPTH, MAX_INT_DIGITS, depth_exceeds, json_locate, line_col, may_hold_surrogates,
+                     too_deep_message, too_large, unencodable)
+from .fastpath import fast_inventory
 from .problems import Problem
 
 #: A flag file must stay under this size; inventories may be much larger.
 MAX_FLAG_BYTES = 1024 * 1024
 MAX_INVENTORY_BYTES = 256 * 1024 * 1024
-#: Lists and mappings nested deeper than this are refused (a flag needs 3, an inventory 2).
-MAX_DEPTH = 32
-#: Integers with more digits are refused (a pct has at most 3).
-MAX_INT_DIGITS = 100
 #: Something that may be a YAML anchor or alias; libyaml cannot report them, so such
 #: text is re-read by the pure-Python composer, which refuses them at their position.
 _ANCHOR_HINT = re.compile(r"(?:^|[\s\[\{,])[&*][^\s\[\]\{\},]", re.MULTILINE)
-_SURROGATE = re.compile("[\ud800-\udfff]")
 
 JsonPath = tuple  # a path of keys and indices into a document
 Position = tuple[int, int]  # (line, col), both 1-based
@@ -76,11 +74,6 @@ class _DepthError(yaml.MarkedYAMLError):
     pass
 
 
-def _too_deep(at: str = "") -> str:
-    return (f"lists and mappings are nested more than {MAX_DEPTH} levels deep{at}; "
-            "a flag needs three, an inventory two")
-
-
 class _Loader(
     yaml.reader.Reader, yaml.scanner.Scanner, yaml.parser.Parser, yaml.composer.Composer, _Resolver
 ):
@@ -112,7 +105,7 @@ class _Loader(
         self._depth += 1
         try:
             if self._depth > MAX_DEPTH:
-                raise _DepthError(None, None, _too_deep(), event.start_mark)
+                raise _DepthError(None, None, too_deep_message(), event.start_mark)
             return super().compose_node(parent, index)
         finally:
             self._depth -= 1
@@ -198,7 +191,7 @@ class _Converter:
         depth += 1
         if depth > MAX_DEPTH:  # libyaml composes up to 1,000 levels; keep to the same bound
             line, col = _pos(node)
-            self.problems.append(Problem(self.path, line, col, "too-deep", _too_deep()))
+            self.problems.append(Problem(self.path, line, col, "too-deep", too_deep_message()))
             return None
         if isinstance(node, SequenceNode):
             return [self.convert(child, at + (i,), depth) for i, child in enumerate(node.value)]
@@ -292,69 +285,6 @@ def _compose(text: str, *, fast: bool) -> Optional[Node]:
         loader.dispose()
 
 
-def too_large(path: str, size: int, limit: int) -> Problem:
-    """The problem of a file of ``size`` bytes or more against a limit of ``limit``."""
-    return Problem(path, 1, 1, "file-too-large", f"the file is {size} bytes; it must stay under {limit} bytes")
-
-
-def _line_col(text: str, at: int) -> Position:
-    return text.count("\n", 0, at) + 1, at - (text.rfind("\n", 0, at) + 1) + 1
-
-
-def _unencodable(path: str, doc: "Document") -> list[Problem]:
-    """Strings no UTF-8 file can hold (a lone surrogate, written as an escape) become problems.
-
-    The offending strings are replaced by their escaped form, so a caller that prints the
-    document anyway (``show``) cannot crash on them.
-    """
-    found: list[tuple[JsonPath, bool, str]] = []
-    stack: list[tuple[JsonPath, Any]] = [((), doc.data)]
-    while stack:
-        at, value = stack.pop()
-        if isinstance(value, dict):
-            for key in list(value):
-                item = value[key]
-                if isinstance(key, str) and _SURROGATE.search(key):
-                    found.append((at + (key,), True, key))
-                    del value[key]
-                    key = _escaped(key)
-                    value[key] = item
-                if isinstance(item, str) and _SURROGATE.search(item):
-                    found.append((at + (key,), False, item))
-                    value[key] = _escaped(item)
-                elif isinstance(item, (dict, list)):
-                    stack.append((at + (key,), item))
-        elif isinstance(value, list):
-            for i, item in enumerate(value):
-                if isinstance(item, str) and _SURROGATE.search(item):
-                    found.append((at + (i,), False, item))
-                    value[i] = _escaped(item)
-                elif isinstance(item, (dict, list)):
-                    stack.append((at + (i,), item))
-        elif isinstance(value, str) and _SURROGATE.search(value):
-            found.append(((), False, value))
-            doc.data = _escaped(value)
-    problems = []
-    for at, key, value in found:
-        char = _SURROGATE.search(value).group()  # type: ignore[union-attr]
-        line, col = doc.locate(at, key=key)
-        problems.append(Problem(
-            path, line, col, "unencodable-string",
-            f"{'the key' if key else 'the string'} \"{_escaped(value)}\" holds the lone surrogate "
-            f"U+{ord(char):04X}, which UTF-8 cannot encode; write the character itself "
-            "(or \\U0001F600 for one outside the BMP), not half of a UTF-16 pair"))
-    return sorted(problems)
-
-
-def _escaped(value: str) -> str:
-    return value.encode("utf-8", "backslashreplace").decode("utf-8")
-
-
-def _may_hold_surrogates(text: str) -> bool:
-    # Decoded UTF-8 never holds one; only a \u escape can make one.
-    return "\\u" in text or "\\U" in text
-
-
 def _decode(path: str, raw: bytes) -> tuple[Optional[str], list[Problem]]:
     if raw.startswith(b"\xef\xbb\xbf"):
         raw = raw[3:]
@@ -384,63 +314,6 @@ def _yaml_problem(path: str, exc: yaml.YAMLError) -> Problem:
     return Problem(path, line, col, "yaml-syntax", message)
 
 
-# One line of the regular shape platform exports have: ``- key: value`` starting a tenant,
-# ``  key: value`` continuing it; values plain (one line, no indicator first), or quoted
-# without escapes; an optional trailing comment.
-_FAST_LINE = re.compile(
-    r"(- |  )([A-Za-z][A-Za-z0-9_]*):[ ]+"
-    r"(?:\"([^\"\\]*)\"|'([^']*)'|([^\s\-?:,\[\]{}#&*!|>'\"%@`][^\s#:]*(?:[ ]+[^\s#:]+)*))"
-    r"(?:[ ]+#.*)?[ ]*"
-)
-# Plain scalars the YAML 1.2 core schema does not read as strings (see _Resolver).
-_NOT_A_STRING = re.compile(
-    r"true|True|TRUE|false|False|FALSE|~|null|Null|NULL"
-    r"|[-+]?(?:0|[1-9][0-9]*)|0o[0-7]+|0x[0-9a-fA-F]+"
-    r"|[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN)"
-)
-
-
-def _fast_inventory(text: str) -> Optional[list[dict[str, Any]]]:
-    """Read an inventory of the regular exported shape without building a YAML node tree.
-
-    Returns None as soon as anything is outside that shape (flow style, anchors, escapes,
-    numbers, nesting, duplicate keys, ...): the full parser then reads the file and reports
-    its problems with positions. For what it accepts the result equals the full parser's.
-    """
-    if "\r" in text:
-        text = text.replace("\r\n", "\n")
-    # Other line breaks YAML knows, and characters it refuses: the full parser decides.
-    if "\r" in text or "\x85" in text or "\u2028" in text or "\u2029" in text \
-            or yaml.reader.Reader.NON_PRINTABLE.search(text):
-        return None
-    items: list[dict[str, Any]] = []
-    current: Optional[dict[str, Any]] = None
-    match = _FAST_LINE.fullmatch
-    not_a_string = _NOT_A_STRING.fullmatch
-    for line in text.split("\n"):
-        m = match(line)
-        if m is None:
-            stripped = line.strip(" ")
-            if not stripped or stripped.startswith("#"):
-                continue
-            return None
-        lead, key, dq, sq, plain = m.groups()
-        if plain is not None:
-            if plain[0] in "-+.0123456789tTfFnN~" and not_a_string(plain):
-                return None
-            value = plain
-        else:
-            value = dq if dq is not None else sq
-        if lead == "- ":
-            current = {key: value}
-            items.append(current)
-        elif current is None or key in current:
-            return None
-        else:
-            current[key] = value
-    return items or None
-
-
 def parse_yaml(path: str, raw: bytes, *, max_bytes: int = MAX_FLAG_BYTES, fast: bool = False
                ) -> tuple[Optional[Document], list[Problem]]:
     """Parse one YAML file with positions. Returns (document or None, problems); never raises."""
@@ -450,7 +323,7 @@ def parse_yaml(path: str, raw: bytes, *, max_bytes: int = MAX_FLAG_BYTES, fast: 
     if text is None:
         return None, problems
     if fast:
-        data = _fast_inventory(text)
+        data = fast_inventory(text)
         if data is not None:
             return Document(path, data, text), []  # positions computed only if needed
         if _ANCHOR_HINT.search(text):
@@ -461,7 +334,7 @@ def parse_yaml(path: str, raw: bytes, *, max_bytes: int = MAX_FLAG_BYTES, fast: 
         # A character YAML refuses (libyaml reports a byte offset, so find it in the text).
         bad = yaml.reader.Reader.NON_PRINTABLE.search(text)
         at = bad.start() if bad else 0
-        line, col = _line_col(text, at)
+        line, col = line_col(text, at)
         char = text[at] if bad else "\ufffd"
         return None, [Problem(path, line, col, "yaml-syntax",
                               f"the character U+{ord(char):04X} is not allowed in YAML; remove it")]
@@ -478,8 +351,8 @@ def parse_yaml(path: str, raw: bytes, *, max_bytes: int = MAX_FLAG_BYTES, fast: 
         return None, [p for p in conv.problems if p.rule == "too-deep"]
     doc = Document(path, data, text, conv.positions, conv.key_positions)
     problems = conv.problems
-    if _may_hold_surrogates(text):
-        problems = problems + _unencodable(path, doc)
+    if may_hold_surrogates(text):
+        problems = problems + unencodable(path, doc)
     return doc, problems
 
 
@@ -524,39 +397,6 @@ def _json_int(digits: str) -> int:
     return int(digits)
 
 
-# JSON tokens that matter for locating: strings (skipped whole), brackets, long digit runs.
-_JSON_TOKEN = re.compile(r'"(?:[^"\\]|\\.)*"|[\[\]{}]|-?[0-9]{%d,}' % (MAX_INT_DIGITS + 1))
-
-
-def _json_locate(text: str, *, number: bool) -> Position:
-    """Where JSON text first nests too deep (or, with ``number``, holds a too long integer)."""
-    depth = 0
-    for m in _JSON_TOKEN.finditer(text):
-        token = m.group()
-        if token[0] == '"':
-            continue
-        if token in "[{":
-            depth += 1
-            if depth > MAX_DEPTH and not number:
-                return _line_col(text, m.start())
-        elif token in "]}":
-            depth -= 1
-        elif number:
-            return _line_col(text, m.start())
-    return 1, 1
-
-
-def _depth_exceeds(data: Any) -> bool:
-    """True when ``data`` nests lists and mappings deeper than MAX_DEPTH (one level at a time)."""
-    level = [data] if isinstance(data, (dict, list)) else []
-    for _ in range(MAX_DEPTH):
-        if not level:
-            return False
-        level = [v for c in level for v in (c.values() if type(c) is dict else c)
-                 if type(v) is dict or type(v) is list]
-    return bool(level)
-
-
 def parse_json(path: str, raw: bytes, *, max_bytes: int = MAX_INVENTORY_BYTES
                ) -> tuple[Optional[Document], list[Problem]]:
     """Parse one JSON file fast; positions are computed only if a problem needs them."""
@@ -575,20 +415,20 @@ def parse_json(path: str, raw: bytes, *, max_bytes: int = MAX_INVENTORY_BYTES
         dup = [p for p in problems if p.rule == "duplicate-key"]
         return doc, dup or [Problem(path, 1, 1, "duplicate-key", "a JSON object repeats a key")]
     except _BigNumber as exc:
-        line, col = _json_locate(text, number=True)
+        line, col = json_locate(text, number=True)
         return None, [Problem(path, line, col, "number-too-large", str(_NumberError(exc.args[0])))]
     except RecursionError:  # nested beyond what the decoder recurses into
         data, deep = None, True
     except json.JSONDecodeError as exc:
         return None, [Problem(path, exc.lineno, exc.colno, "json-syntax", f"JSON syntax error: {exc.msg}")]
     else:
-        deep = _depth_exceeds(data)
+        deep = depth_exceeds(data)
     if deep:
-        line, col = _json_locate(text, number=False)
-        return None, [Problem(path, line, col, "too-deep", _too_deep())]
+        line, col = json_locate(text, number=False)
+        return None, [Problem(path, line, col, "too-deep", too_deep_message())]
     doc = Document(path, data, text)
-    if _may_hold_surrogates(text):
-        return doc, _unencodable(path, doc)
+    if may_hold_surrogates(text):
+        return doc, unencodable(path, doc)
     return doc, []
 
 

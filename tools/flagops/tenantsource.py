@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 from .errors import SourceError
+from .bounds import too_large
 from .parsing import MAX_INVENTORY_BYTES
 
 __all__ = ["DEFAULT_URL_TIMEOUT", "TENANTS_TIMEOUT_ENV", "TENANTS_TOKEN_ENV", "RefusedFile",
@@ -72,7 +73,7 @@ def read_regular(path: Path, limit: int, *, inside: Optional[Path] = None) -> by
         if not stat.S_ISREG(st.st_mode):
             raise RefusedFile("not-a-regular-file", f"the file is {_kind(st.st_mode)}; only regular files are read")
         if st.st_size >= limit:
-            raise RefusedFile("file-too-large", f"the file is {st.st_size} bytes; it must stay under {limit} bytes")
+            raise RefusedFile("file-too-large", too_large("", st.st_size, limit).message)
         chunks, total = [], 0
         while True:  # the size may grow while reading: the limit holds for what is read
             chunk = os.read(fd, min(_CHUNK, limit - total))
