@@ -298,7 +298,7 @@ def test_history_shows_each_author_and_field(history_repo: tuple[Path, dict[str,
     assert entries[1]["date"] == "2026-10-02T10:00:00-05:00" and entries[2]["authorName"] == "Anna Ödegaard"
     assert {"field": "scope.plans", "before": None, "after": ["free", "starter"]} in entries[2]["changes"]
     text = run("history", "roll_free", cwd=root).stdout.splitlines()
-    assert text[1] == '2026-10-02  ben@dezky.eu  pct 45 -> 60  "roll_free: 60%"'
+    assert text[1].startswith("2026-10-02 15:00 UTC  ") and text[1].endswith('  ben@dezky.eu  pct 45 -> 60  "roll_free: 60%"')
     assert "formatting only" in text[0]
     deleted = json.loads(run("history", "never_on", "--format", "json", cwd=root).stdout)
     assert deleted[0]["action"] == "deleted"

@@ -174,7 +174,9 @@ def test_dashboard_publish_mirrors_the_site(project: Path, tmp_path: Path) -> No
     assert run("dashboard", "--out", str(site), cwd=project).returncode == 0
     assert run("publish", "--env", "production", "--target", store.as_uri(), "--dashboard", str(site),
                cwd=project).returncode == 0
-    assert not (store / "dashboard" / "flags" / "quiet_mode.html").exists()
+    # A deleted flag keeps its page (its history), marked deleted, in the mirror as in the site.
+    mirrored = (store / "dashboard" / "flags" / "quiet_mode.html").read_bytes()
+    assert b'class="badge deleted"' in mirrored and mirrored == (site / "flags" / "quiet_mode.html").read_bytes()
     assert (store / "dashboard" / "index.html").read_bytes() == (site / "index.html").read_bytes()
 
 

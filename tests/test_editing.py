@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from flagops import editing
+from flagops import edit as editing
+from flagops.fmt import format_flag_text
 from flagops_client.evaluation import evaluate
 from flagops.loading import parse_yaml
 
@@ -139,7 +140,7 @@ def test_new_refuses_an_invalid_result_and_a_bad_date(project, flagops):
     (["--expires", "2027-06-30"], [], ["expires: 2027-06-30"]),
 ])
 def test_set_changes_only_the_edited_lines_and_keeps_every_comment(project, flagops, args, removed, added):
-    run = flagops("set", "billing", *args, root=project.root)
+    run = flagops("set", "billing", *args, "--yes", root=project.root)
     assert run.code == 0, run.err
     after = read(project, "billing")
     assert changed_lines(COMMENTED, after) == (removed, added)
@@ -161,7 +162,7 @@ def test_set_inserts_new_fields_in_canonical_order_below_their_comments(project,
 
 def test_set_writes_on_and_off_unquoted_and_they_read_back_as_strings(project, flagops):
     for state in ("on", "off"):
-        assert flagops("set", "billing", "--state", state, root=project.root).code == 0
+        assert flagops("set", "billing", "--state", state, "--yes", root=project.root).code == 0
         text = read(project, "billing")
         assert f"\nstate: {state}  # was a rollout\n" in text
         assert data(text)["state"] == state
@@ -226,13 +227,13 @@ def test_set_unknown_flag_suggests_the_closest(project, flagops):
 
 
 def test_set_prints_the_blast_radius_per_environment(project, flagops):
-    run = flagops("set", "billing", "--add-plan", "enterprise", "--state", "targeted", root=project.root)
+    run = flagops("set", "billing", "--add-plan", "enterprise", "--state", "targeted", "--yes", root=project.root)
     assert run.code == 0
     # Before: plans [business] and tenants [acme, delta]: nobody matches both axes.
     # After: plans [business, enterprise]: acme (enterprise) matches.
     assert "staging: 0 of 1 tenants -> 1 of 1 tenants (+1 turn on: acme)" in run.out
     assert "production: 0 of 5 tenants -> 1 of 5 tenants (+1 turn on: acme)" in run.out
-    run = flagops("set", "billing", "--state", "on", root=project.root)
+    run = flagops("set", "billing", "--state", "on", "--yes", root=project.root)
     assert ("production: 1 of 5 tenants -> 5 of 5 tenants (+4 turn on: beta, delta, epsilon, gamma)"
             in run.out)
     run = flagops("set", "billing", "--state", "off", root=project.root)
@@ -337,11 +338,11 @@ def test_fmt_normalises_layout_and_keeps_comments(project, flagops):
 def test_fmt_keeps_block_lists_that_carry_comments_and_is_idempotent():
     text = ("key: x\ndescription: X\nstate: targeted\nscope:\n  tenantSlugs:\n      - acme   # first\n"
             "      - beta\n  plans: [free]\n")
-    once = editing.format_flag_text(text)
+    once = format_flag_text(text)
     assert once == ("# yaml-language-server: $schema=../schema/flag.schema.json\nkey: x\ndescription: X\n"
                     "state: targeted\nscope:\n  plans: [free]\n  tenantSlugs:\n      - acme   # first\n"
                     "      - beta\n")
-    assert editing.format_flag_text(once) == once
+    assert format_flag_text(once) == once
 
 
 def test_fmt_reports_unparsable_files_and_exits_1(project, flagops):
@@ -357,7 +358,7 @@ def test_the_repository_flags_are_formatted(flagops):
     assert run.code == 0, f"run `flagops fmt`; not formatted:\n{run.out}{run.err}"
     for path in sorted((root / "flags").glob("*.yaml")):
         text = path.read_text(encoding="utf-8")
-        assert editing.format_flag_text(text, f"flags/{path.name}") == text
+        assert format_flag_text(text, f"flags/{path.name}") == text
 
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -380,7 +381,7 @@ def test_an_other_indentation_style_is_kept(project, flagops):
     text = ("key: wide\ndescription: Wide indents\nstate: targeted\nscope:\n    plans:\n      - business\n"
             "      - enterprise   # big ones\n    environments: [production]\n")
     project.flag("wide", text)
-    assert flagops("set", "wide", "--add-plan", "starter", "--state", "on", root=project.root).code == 0
+    assert flagops("set", "wide", "--add-plan", "starter", "--state", "on", "--yes", root=project.root).code == 0
     after = read(project, "wide")
     assert changed_lines(text, after) == (["state: targeted"], ["state: on", "      - starter"])
     assert "      - enterprise   # big ones\n      - starter\n" in after

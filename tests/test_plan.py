@@ -100,7 +100,7 @@ def test_plan_lists_exactly_the_flipped_tenants(planned, flagops) -> None:
     run = flagops("plan", "--base", "main", "--head", "change", "--format", "json", root=g.root)
     assert run.code == 0, run.err
     data = json.loads(run.out)
-    assert set(data) == {"base", "head", "environments"}
+    assert set(data) == {"base", "head", "headCommit", "dirty", "environments"}
     assert data["base"] == base and data["head"] == head
     assert sorted(data["environments"]) == ["production", "staging"]
     for env in ("production", "staging"):

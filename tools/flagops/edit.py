@@ -202,6 +202,7 @@ class EditResult:
     radius: list[EnvironmentImpact] = field(default_factory=list)
     validation: Result = field(default_factory=Result)
     notes: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
     written: bool = False
 
     @property
@@ -454,7 +455,7 @@ def delete_flag(root: Path, key: str, *, dry_run: bool = False, confirm: Optiona
     edit = EditResult(key, path, text, "", impact_of(key, before, None, project, schemas), result)
     still_on = sum(r.enabled_before for r in edit.radius)
     if still_on:
-        edit.notes.append(f"{key} is still on for {still_on} tenant(s): "
+        edit.warnings.append(f"{key} is still on for {still_on} tenant(s): "
                           + ", ".join(f"{r.environment} {r.enabled_before} of {r.total}"
                                       for r in edit.radius if r.enabled_before))
 

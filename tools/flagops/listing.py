@@ -48,7 +48,7 @@ def _json_safe(value: Any) -> Any:
 
 
 def _row(stem: str, flag: Mapping[str, Any]) -> dict[str, Any]:
-    return {
+    row = {
         "key": flag.get("key", stem),
         "description": flag.get("description"),
         "state": flag.get("state"),
@@ -57,6 +57,9 @@ def _row(stem: str, flag: Mapping[str, Any]) -> dict[str, Any]:
         "owner": flag.get("owner"),
         "expires": flag.get("expires"),
     }
+    if isinstance(flag.get("killed"), dict):
+        row["killed"] = flag["killed"]  # what a kill replaced: flagops restore brings it back
+    return row
 
 
 def flag_summaries(root: Path) -> list[dict[str, Any]]:

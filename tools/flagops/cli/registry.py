@@ -28,17 +28,21 @@ COMMANDS: dict[str, Entry] = {
                                 "environment."),
     "dashboard": Entry("dashboard", "Render a static dashboard: the flags table with search, and one page "
                                     "per flag."),
+    "delete": Entry("delete", "Remove flags/KEY.yaml; its history stays in git (flagops history KEY)."),
     "eval": Entry("eval", "Print every flag's value for one tenant as JSON: {KEY: BOOL}."),
     "fmt": Entry("fmt", "Normalise the layout of every flag file, comments kept."),
     "history": Entry("history", "Every commit that changed flags/KEY.yaml (every flag without KEY), "
                                 "newest first."),
-    "kill": Entry("kill", "The kill switch: state off, pct 0, scope kept."),
+    "kill": Entry("kill", "The kill switch: state off, pct 0, scope kept, and a killed: record of what it "
+                          "replaced."),
     "list": Entry("list", "Every flag: key, state, pct, a one-line scope summary and owner."),
-    "new": Entry("new", "Create flags/KEY.yaml as an `off` flag with the schema modeline."),
+    "new": Entry("new", "Create flags/KEY.yaml with the schema modeline, `off` unless --state says otherwise."),
     "plan": Entry("plan", "Which tenants a change turns on and off, per environment and changed flag."),
     "publish": Entry("publish", "Publish one environment's bundles: only what changed, the manifest last, "
                                 "race-safe."),
     "refs": Entry("refs", "Where the code uses each flag, flags no code uses, and keys that are not flags."),
+    "restore": Entry("restore", "Bring a killed flag back: the state and pct its killed: block recorded; "
+                                "the block removed."),
     "rollback": Entry("rollback", "Compile revision REV from git and publish it (a deliberate rollback)."),
     "set": Entry("set", "Change one flag, validate the result, write it atomically, show the blast radius."),
     "show": Entry("show", "One flag's definition."),

@@ -17,12 +17,12 @@ def command(env: Env, check: bool) -> int:
     scope axes in the order plans, tenantSlugs, partnerSlugs, environments as flow lists
     [a, b]. CI runs `flagops fmt --check`.
     """
-    from ... import editing
+    from ...fmt import format_flags
     from ...errors import EXIT_INVALID
     from ...formatters import format_text
     from ...problems import Result
 
-    result = editing.format_flags(env.root, check=check)
+    result = format_flags(env.root, check=check)
     if result.problems:
         click.echo(format_text(Result(result.problems)), nl=False, err=True)
     for rel in result.changed:

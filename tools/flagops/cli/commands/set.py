@@ -1,51 +1,39 @@
-"""``flagops set``: change one flag, validated before it is written, with its blast radius."""
+"""``flagops set``: change one flag, validated before it is written, with its impact and risks."""
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import Any, Optional
 
 import click
 
 from ..app import Env, err, pass_env
-from ._edits import csv, show_edit
+from ._edits import YES_OPTION, change_from, run_edit, scope_options
 
 
 @click.command(name="set")
 @click.argument("key")
 @click.option("--state", type=click.Choice(["off", "on", "targeted", "rollout"]))
 @click.option("--pct", type=click.IntRange(0, 100), help="Rollout percentage, 0..100.")
-@click.option("--add-plan", multiple=True, metavar="PLAN")
-@click.option("--remove-plan", multiple=True, metavar="PLAN")
-@click.option("--add-tenant", multiple=True, metavar="SLUG")
-@click.option("--remove-tenant", multiple=True, metavar="SLUG")
-@click.option("--add-partner", multiple=True, metavar="SLUG")
-@click.option("--remove-partner", multiple=True, metavar="SLUG")
-@click.option("--environments", metavar="E,...", help='Replace the environments axis ("" clears it).')
+@scope_options
 @click.option("--description", help="New description.")
 @click.option("--owner", help='New owner ("" removes it).')
 @click.option("--expires", metavar="YYYY-MM-DD", help='New expiry date ("" removes it).')
 @click.option("--dry-run", is_flag=True, help="Validate and show the blast radius; write nothing.")
+@YES_OPTION
 @pass_env
-def command(env: Env, key: str, state: Optional[str], pct: Optional[int], add_plan: tuple[str, ...],
-            remove_plan: tuple[str, ...], add_tenant: tuple[str, ...], remove_tenant: tuple[str, ...],
-            add_partner: tuple[str, ...], remove_partner: tuple[str, ...], environments: Optional[str],
-            description: Optional[str], owner: Optional[str], expires: Optional[str], dry_run: bool) -> int:
+def command(env: Env, key: str, state: Optional[str], pct: Optional[int], description: Optional[str],
+            owner: Optional[str], expires: Optional[str], dry_run: bool, yes: bool, **scope: Any) -> int:
     """Change one flag, validate the result, write it atomically, show the blast radius.
 
     The result is validated like `flagops validate` before anything is written; an invalid
     result is refused (exit 1) and the file stays as it was. Prints, per environment, how many
-    tenants the flag is on for before and after ("~N of M tenants") and who flips.
+    tenants the flag is on for before and after ("N of M tenants", exact) and who flips, and
+    the risk checks of `flagops plan`. A risky change needs --yes or a "yes" on a terminal.
     """
-    from ... import editing
+    from ...edit import edit_flag
 
-    change = editing.FlagChange(
-        state=state, pct=pct,
-        add={"plans": list(add_plan), "tenantSlugs": list(add_tenant), "partnerSlugs": list(add_partner)},
-        remove={"plans": list(remove_plan), "tenantSlugs": list(remove_tenant),
-                "partnerSlugs": list(remove_partner)},
-        environments=csv(environments), description=description, owner=owner, expires=expires)
-    edit = editing.edit_flag(env.root, key, change, dry_run=dry_run)
-    show_edit(edit, verb="wrote")
+    change = change_from(scope, state=state, pct=pct, description=description, owner=owner, expires=expires)
+    run_edit(edit_flag, env.root, key, change, dry_run=dry_run, yes=yes, verb="wrote")
     if dry_run:
         err("dry run: nothing written")
     return 0

@@ -28,6 +28,12 @@ def command(env: Env, key: str, fmt: str) -> int:
         lines.append(("pct", "-" if flag.get("pct") is None else flag["pct"]))
     lines += [("scope", scope_cell(flag)), ("owner", flag.get("owner") or "-"),
               ("expires", flag.get("expires") or "-")]
+    killed = flag.get("killed")
+    if killed:
+        was = f"{killed.get('state')}" + (f", pct {killed['pct']}" if "pct" in killed else "")
+        reason = f": {killed['reason']}" if killed.get("reason") else ""
+        lines.append(("killed", f"{killed.get('at')} by {killed.get('by')} (was {was}){reason}; "
+                                f"flagops restore {flag['key']} brings it back"))
     for name, value in lines:
         click.echo(f"{name + ':':<13}{value}")
     return 0

@@ -1,0 +1,29 @@
+"""``flagops delete``: remove a flag file, with a warning while the flag is still on."""
+
+from __future__ import annotations
+
+import click
+
+from ..app import Env, err, pass_env
+from ._edits import YES_OPTION, run_edit
+
+
+@click.command(name="delete")
+@click.argument("key")
+@click.option("--dry-run", is_flag=True, help="Show what turns off; remove nothing.")
+@YES_OPTION
+@pass_env
+def command(env: Env, key: str, dry_run: bool, yes: bool) -> int:
+    """Remove flags/KEY.yaml; its history stays in git (flagops history KEY).
+
+    A flag that is still on for some tenant warns "still on for N tenants" and is risky: it
+    needs --yes or a "yes" on a terminal. Remove the flag's uses in code first (flagops refs).
+    """
+    from ...edit import delete_flag
+
+    edit = run_edit(delete_flag, env.root, key, dry_run=dry_run, yes=yes, verb="deleted")
+    if dry_run:
+        err("dry run: nothing removed")
+    elif edit.written:
+        err(f"its history stays in git: flagops history {key}")
+    return 0
