@@ -464,6 +464,11 @@ def main(argv: Optional[list[str]] = None) -> int:
     print(table(bench.rows))
     for line in linearity(bench.rows):
         print(line)
+    if not (args.no_publish or args.compile_only):  # propagation: head, kill fast path, snapshot
+        import bench_propagation
+
+        print()
+        print(bench_propagation.run([20_000] if args.quick else [20_000, 100_000], workdir=args.workdir))
     if args.json:
         args.json.write_text(json.dumps([r.to_dict() for r in bench.rows], indent=1) + "\n")
     return 0
