@@ -179,8 +179,9 @@ def browser() -> Iterator[Any]:
         b.close()
 
 
-@pytest.fixture
-def page(browser: Any, console: Server) -> Iterator[Any]:
+@pytest.fixture(scope="module")
+def shared_page(browser: Any, console: Server) -> Iterator[Any]:
+    """One browser context and tab for the module's page tests: each starts with a fresh goto."""
     context = browser.new_context(viewport={"width": 1400, "height": 900}, base_url=console.url)
     context.set_default_timeout(5000)
     pg = context.new_page()
@@ -188,8 +189,14 @@ def page(browser: Any, console: Server) -> Iterator[Any]:
     pg.on("request", lambda r: requests.append(r.url))
     pg.requests = requests
     yield pg
-    assert all(url.startswith(console.url) for url in requests), requests  # nothing leaves the console
     context.close()
+
+
+@pytest.fixture
+def page(shared_page: Any, console: Server) -> Iterator[Any]:
+    shared_page.requests.clear()
+    yield shared_page
+    assert all(url.startswith(console.url) for url in shared_page.requests), shared_page.requests  # nothing leaves
 
 
 def _shot(page: Any, name: str) -> None:
@@ -339,9 +346,11 @@ def test_edit_with_live_preview_diff_and_save(page: Any, clone: tuple[Path, Path
     # Leaving with unsaved changes asks first.
     dialogs: list[str] = []
     page.once("dialog", lambda d: (dialogs.append(d.type), d.dismiss()))
-    page.locator("nav.crumbs a").click()
-    page.wait_for_timeout(200)
-    assert dialogs == ["beforeunload"] and page.url.endswith("/flags/chat_beta")
+    page.locator("nav.crumbs a").click(no_wait_after=True)
+    page.wait_for_function("() => true")  # a round trip: the dialog event has been delivered
+    assert dialogs == ["beforeunload"]
+    expect(page.locator("#dirty")).to_be_visible()
+    assert page.url.endswith("/flags/chat_beta")
 
     preview_text = prod.inner_text()
     page.get_by_test_id("save").click()
@@ -437,7 +446,7 @@ def test_new_and_delete(page: Any, clone: tuple[Path, Path]) -> None:
     messages: list[str] = []
     page.once("dialog", lambda d: (messages.append(d.message), d.dismiss()))
     page.get_by_test_id("delete-flag").click()
-    page.wait_for_timeout(100)
+    page.wait_for_function("() => true")
     assert messages == ["Delete legacy_pop3? It is still on for 11 tenants."]
     assert (root / "flags" / "legacy_pop3.yaml").exists()
     page.once("dialog", lambda d: d.accept())
@@ -523,7 +532,7 @@ fetch("{target}/api/flags/billing_v3/save", {{method: "POST", mode: "no-cors", c
 fetch("{target}/api/flags/billing_v3/save", {{method: "POST", credentials: "include",
   headers: {{"Content-Type": "application/json", "X-Flagops-Token": "guess"}},
   body: JSON.stringify({{flag: {{state: "on"}}}})}}).catch(() => {{ document.title = "blocked"; }});
-setTimeout(() => document.getElementById("f").submit(), 300);
+setTimeout(() => document.getElementById("f").submit(), 100);
 </script></body></html>"""
 
 
@@ -607,3 +616,17 @@ def test_propose_refuses_without_a_remote(tmp_path: Path) -> None:
     response = client.post("/api/propose", json={}, headers=headers)
     assert response.status_code == 400 and "no remote" in response.json()["error"]
     assert _git(root, "branch", "--format=%(refname:short)").split() == ["main"]
+
+
+def test_an_invalid_flag_is_shown_not_fatal(tmp_path: Path) -> None:
+    root, _ = make_clone(tmp_path, remote=False)
+    (root / "flags" / "broken.yaml").write_text("key: broken\ndescription: x\nstate: sideways\npct: lots\n",
+                                                encoding="utf-8")
+    client = _tc(root)
+    page = client.get("/")
+    assert page.status_code == 200 and 'data-testid="flag-row-broken"' in page.text
+    assert "stale flags not computed: 2 error(s)" in page.text
+    detail = client.get("/flags/broken")
+    assert detail.status_code == 200 and "sideways" in detail.text and "(schema)" in detail.text
+    missing = client.get("/flags/never_was")
+    assert missing.status_code == 404 and "git knows no history" in missing.text

@@ -61,13 +61,13 @@ class Console:
 
     # ------------------------------------------------------------------ pages
 
-    def _page(self, template: str, **context: Any) -> HTMLResponse:
+    def _page(self, template: str, status: int = 200, **context: Any) -> HTMLResponse:
         snap = self.workspace.snapshot()
         palette = [{"key": r["key"], "description": r["description"], "deleted": r["deleted"]}
                    for r in snap.rows + snap.deleted]
         html = render(f"console/{template}", token=self.token, palette=palette, notes=snap.notes,
                       environments=snap.environments, **context)
-        return HTMLResponse(html, headers={"Cache-Control": "no-store"})
+        return HTMLResponse(html, status_code=status, headers={"Cache-Control": "no-store"})
 
     def index(self, request: Request) -> Response:
         snap = self.workspace.snapshot()
@@ -84,7 +84,7 @@ class Console:
         if row is None:
             deleted = next((r for r in snap.deleted if r["key"] == key), None)
             if deleted is None:
-                return self._page("missing.html.j2", title=key, key=key)
+                return self._page("missing.html.j2", status=404, title=key, key=key)
             return self._page("flag.html.j2", title=key, row=deleted, history=history, text="", base="",
                               schema=None, problems=[])
         path = self.root / flag_rel(key)

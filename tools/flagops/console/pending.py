@@ -119,9 +119,8 @@ def preview(snapshot: Snapshot, text: str, key: str, form: Mapping[str, Any],
         rel = flag_rel(key)
         doc, problems = parse_yaml(rel, new_text.encode("utf-8"))
         if doc is not None and isinstance(doc.data, dict):
-            known_tenants = {slug for env in snapshot.environments for slug in repository.indexes[env].by_slug}
-            problems += flag_problems(key, doc, repository.schemas, known_tenants, set(snapshot.partners()),
-                                      "error", today or _dt.date.today())
+            problems += flag_problems(key, doc, repository.schemas, snapshot.known_tenants,
+                                      snapshot.known_partners, "error", today or _dt.date.today())
             after = doc.data
         out["problems"] = [{"line": p.line, "col": p.col, "rule": p.rule, "severity": p.severity,
                             "message": p.message} for p in problems]

@@ -224,8 +224,11 @@ def propose(root: Path, *, title: Optional[str] = None) -> Proposal:
         commit = _run(top, "commit-tree", tree, "-p", head, "-F", str(message)).strip()
     old = head if add_to_current else ""
     _run(top, "update-ref", f"refs/heads/{branch}", commit, old)
+    # No terminal prompt: the console's terminal is not where the operator looks; a credential
+    # helper still answers, and a push that needs a password fails with git's message instead.
     push = subprocess.run(["git", "-C", str(top), "push", "--porcelain", remote,
-                           f"refs/heads/{branch}:refs/heads/{branch}"], capture_output=True, text=True)
+                           f"refs/heads/{branch}:refs/heads/{branch}"], capture_output=True, text=True,
+                          env={**os.environ, "GIT_TERMINAL_PROMPT": "0"})
     if push.returncode != 0:
         if add_to_current:
             _run(top, "update-ref", f"refs/heads/{branch}", head, commit)

@@ -12,6 +12,7 @@ import datetime as _dt
 import os
 import threading
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Mapping, Optional
 
@@ -76,11 +77,20 @@ def _signature(root: Path) -> tuple[Any, ...]:
             except OSError:
                 continue
             out.append((folder, name, st.st_size, st.st_mtime_ns))
-    for name in ("HEAD", "index"):
+    # The checked-out commit: HEAD and the ref it names (not the index, which git status
+    # refreshes on its own and which decides nothing shown here).
+    git_dir = _git_dir(root)
+    try:
+        head = (git_dir / "HEAD").read_text(encoding="utf-8", errors="replace").strip()
+    except OSError:
+        head = ""
+    out.append(("HEAD", head))
+    ref = head.partition("ref:")[2].strip()
+    for path in ([git_dir / ref] if ref else []) + [git_dir / "packed-refs"]:
         try:
-            out.append((name, os.stat(_git_dir(root) / name).st_mtime_ns))
+            out.append((path.name, os.stat(path).st_mtime_ns))
         except OSError:
-            out.append((name, None))
+            out.append((path.name, None))
     return tuple(out)
 
 
@@ -133,8 +143,17 @@ class Snapshot:
                 out[env] = index.tenants[position]
         return out
 
+    @cached_property
+    def known_tenants(self) -> set[str]:
+        """Every tenant slug of every inventory (what a scope may name); read-only."""
+        return set(slug for env in self.environments for slug in self.repository.indexes[env].by_slug)
+
+    @cached_property
+    def known_partners(self) -> set[str]:
+        return set(p for env in self.environments for p in self.repository.indexes[env].by_partner)
+
     def partners(self) -> list[str]:
-        return sorted({p for env in self.environments for p in self.repository.indexes[env].by_partner})
+        return sorted(self.known_partners)
 
     def complete_tenants(self, prefix: str, limit: int = COMPLETIONS) -> list[dict[str, Any]]:
         """Tenant slugs starting with ``prefix`` (then containing it), with plan and environments."""
@@ -244,6 +263,8 @@ class Workspace:
         valid = repository.project.flag_models()
         changes = last_changes(self.root)
         try:
+            if result.errors:
+                raise FlagopsError(f"{len(result.errors)} error(s) in the working tree (flagops validate)")
             stale_found, stale_notes = find_stale(self.root, days=self.stale_days, now=now,
                                                   project=repository.project, changes=changes,
                                                   indexes=repository.indexes)
