@@ -317,7 +317,7 @@ def test_edit_with_live_preview_diff_and_save(page: Any, clone: tuple[Path, Path
     first = history.first.inner_text()
     assert "Bob Builder" in first and "<bob@example.eu>" in first and "Raise chat_beta to 40%" in first
     assert re.search(r"\d{4}-\d\d-\d\d \d\d:\d\d UTC", first)
-    assert re.search(r"\b[0-9a-f]{8}\b", first) and "pct" in first and "20" in first and "40" in first
+    assert re.search(r"\b[0-9a-f]{12}\b", first) and "pct" in first and "20" in first and "40" in first
 
     prod = page.get_by_test_id("preview-production")
     expect(prod).to_contain_text(_reach({"key": "chat_beta", "state": "rollout", "pct": 40}, "production"))

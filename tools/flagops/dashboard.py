@@ -29,7 +29,7 @@ from .revision import flags_revision
 from .stale import DEFAULT_DAYS, find_stale, last_changes
 from .validation import load_and_validate
 
-__all__ = ["DashboardResult", "build_dashboard", "dashboard_pages", "MARKER"]
+__all__ = ["DashboardResult", "build_dashboard", "dashboard_pages", "expiry_status", "MARKER"]
 
 #: Written into every dashboard directory, so a rebuild only ever replaces a dashboard.
 MARKER = ".flagops-dashboard"
@@ -48,7 +48,8 @@ class DashboardResult:
     notes: list[str] = field(default_factory=list)
 
 
-def _expiry(value: Any, today: _dt.date) -> Optional[dict[str, Any]]:
+def expiry_status(value: Any, today: _dt.date) -> Optional[dict[str, Any]]:
+    """The expiry badge of a flag: its date, "expired", "soon" (within 30 days) or "later"."""
     if value is None:
         return None
     try:
@@ -153,7 +154,7 @@ def dashboard_pages(root: Path, *, days: int = DEFAULT_DAYS, now: Optional[_dt.d
             "pct": int(flag.get("pct") or 0) if state == "rollout" else (100 if state == "on" else None),
             "scope": scope_summary(scope),
             "scope_axes": [(axis, list(scope.get(axis) or [])) for axis in AXES],
-            "expiry": _expiry(flag.get("expires"), today),
+            "expiry": expiry_status(flag.get("expires"), today),
             "stale": stale[key].to_dict() if key in stale else None,
             "reach": reach,
             "last": entries[0] if entries else None,

@@ -22,7 +22,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
-from ..edit import delete_flag, edit_flag, flag_rel, kill_flag, new_flag, restore_flag
+from ..edit import EditResult, delete_flag, edit_flag, flag_rel, kill_flag, new_flag, restore_flag
 from ..errors import FlagopsError, InvalidInputError, RiskyChangeError
 from ..render import TEMPLATES_DIR, render
 from .pending import change_from_form, digest, preview
@@ -131,43 +131,44 @@ class Console:
         return preview(self.workspace.snapshot(), text, key, body.get("flag") or {})
 
     def do_save(self, key: str, body: dict[str, Any]) -> dict[str, Any]:
+        self._current_text(key, body.get("base"))
+        current = self.workspace.snapshot().flags.get(key)
+        if current is None:
+            raise FlagopsError(f"{flag_rel(key)} does not parse as a flag; fix it first (flagops validate)")
+        change = change_from_form(current, body.get("flag") or {})
+        if change.is_empty():
+            return {"written": False, "notes": ["nothing changed"], "base": body.get("base"), "impact": {}}
+        acknowledged = bool(body.get("acknowledgeRisks"))
+        base = body.get("base")
+
+        def save() -> EditResult:
+            self._current_text(key, base)  # again, under the lock
+            return edit_flag(self.root, key, change, confirm=lambda _: acknowledged)
+
+        return self._write(save)
+
+    def _write(self, run: Callable[[], EditResult]) -> dict[str, Any]:
+        """Run one edit under the write lock; the next page sees its result."""
         with self.write_lock:
-            self._current_text(key, body.get("base"))
-            current = self.workspace.snapshot().flags.get(key)
-            if current is None:
-                raise FlagopsError(f"{flag_rel(key)} does not parse as a flag; fix it first (flagops validate)")
-            change = change_from_form(current, body.get("flag") or {})
-            if change.is_empty():
-                return {"written": False, "notes": ["nothing changed"]}
-            acknowledged = bool(body.get("acknowledgeRisks"))
-            edit = edit_flag(self.root, key, change, confirm=lambda _: acknowledged)
+            edit = run()
             self.workspace.forget()
-            text = edit.after
-            return {"written": edit.written, "notes": edit.notes, "base": digest(text),
+            return {"written": edit.written, "notes": edit.notes, "base": digest(edit.after),
                     "impact": _impact(edit.radius)}
 
     def do_kill(self, key: str, body: dict[str, Any]) -> dict[str, Any]:
         reason = str(body.get("reason") or "").strip()
         if not reason:
             raise FlagopsError("a kill needs a reason: say what went wrong, it goes into the flag file")
-        with self.write_lock:
-            edit = kill_flag(self.root, key, reason=reason, confirm=lambda _: True)
-            self.workspace.forget()
-            return {"written": edit.written, "notes": edit.notes, "impact": _impact(edit.radius)}
+        # The kill switch is the emergency path: never held back by the risk checks.
+        return self._write(lambda: kill_flag(self.root, key, reason=reason, confirm=lambda _: True))
 
     def do_restore(self, key: str, body: dict[str, Any]) -> dict[str, Any]:
-        with self.write_lock:
-            acknowledged = bool(body.get("acknowledgeRisks"))
-            edit = restore_flag(self.root, key, confirm=lambda _: acknowledged)
-            self.workspace.forget()
-            return {"written": edit.written, "notes": edit.notes, "impact": _impact(edit.radius)}
+        acknowledged = bool(body.get("acknowledgeRisks"))
+        return self._write(lambda: restore_flag(self.root, key, confirm=lambda _: acknowledged))
 
     def do_delete(self, key: str, body: dict[str, Any]) -> dict[str, Any]:
-        with self.write_lock:
-            confirmed = bool(body.get("confirm"))
-            edit = delete_flag(self.root, key, confirm=lambda _: confirmed)
-            self.workspace.forget()
-            return {"written": edit.written, "notes": edit.notes, "impact": _impact(edit.radius)}
+        confirmed = bool(body.get("confirm"))
+        return self._write(lambda: delete_flag(self.root, key, confirm=lambda _: confirmed))
 
     def do_new(self, body: dict[str, Any]) -> dict[str, Any]:
         key = str(body.get("key") or "").strip()

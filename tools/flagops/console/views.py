@@ -21,7 +21,8 @@ from flagops_client.evaluation import AXES
 
 from ..errors import FlagopsError
 from ..edit import flag_rel
-from ..history import flag_history
+from ..dashboard import expiry_status
+from ..history import flag_history, when
 from ..impact import Repository
 from ..listing import scope_summary
 from ..loading import FLAG_SUFFIX, FLAGS_DIR, SCHEMA_DIR, TENANTS_DIR
@@ -30,36 +31,11 @@ from ..problems import Problem, Result
 from ..stale import DEFAULT_DAYS, find_stale, last_changes
 from ..validation import validate_project
 
-__all__ = ["Workspace", "Snapshot", "when", "STATES"]
+__all__ = ["Workspace", "Snapshot", "STATES"]
 
 STATES = ("off", "on", "targeted", "rollout")
-#: An expiry this close gets a "soon" badge.
-EXPIRY_WARNING_DAYS = 30
 #: Tenant slugs offered by the completion, at most.
 COMPLETIONS = 20
-
-
-def when(iso: str) -> str:
-    """``2026-11-27 17:20 UTC`` from a git ISO-8601 date (the operators' shared clock)."""
-    try:
-        value = _dt.datetime.fromisoformat(iso)
-    except ValueError:
-        return iso
-    if value.tzinfo is not None:
-        value = value.astimezone(_dt.timezone.utc)
-    return value.strftime("%Y-%m-%d %H:%M UTC")
-
-
-def _expiry(value: Any, today: _dt.date) -> Optional[dict[str, Any]]:
-    if value is None:
-        return None
-    try:
-        date = value if isinstance(value, _dt.date) else _dt.date.fromisoformat(str(value))
-    except ValueError:
-        return {"date": str(value), "status": "unknown", "days": None}
-    days = (date - today).days
-    status = "expired" if days < 0 else ("soon" if days <= EXPIRY_WARNING_DAYS else "later")
-    return {"date": date.isoformat(), "status": status, "days": days}
 
 
 def _signature(root: Path) -> tuple[Any, ...]:
@@ -309,7 +285,7 @@ class Workspace:
             "reach": reach,
             "last": entries[0] if entries else None,
             "stale": stale,
-            "expiry": _expiry(flag.get("expires"), today),
+            "expiry": expiry_status(flag.get("expires"), today),
             "invalid": invalid,
             "pending": pending,
             "deleted": False,
@@ -338,8 +314,7 @@ class Workspace:
             return {}
         by_key: dict[str, list[dict[str, Any]]] = {}
         for entry in entries:
-            by_key.setdefault(entry["key"], []).append({**entry, "when": when(entry["date"]),
-                                                        "short": entry["commit"][:8]})
+            by_key.setdefault(entry["key"], []).append({**entry, "when": when(entry["date"])})
         return by_key
 
     def _pending(self) -> set[str]:
