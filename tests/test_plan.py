@@ -204,7 +204,7 @@ def test_environment_choice_and_errors(planned, flagops) -> None:
     missing = flagops("plan", "--base", "main", "--env", "development", root=g.root)
     assert missing.code == 2 and "no tenant inventory" in missing.err
     bad_ref = flagops("plan", "--base", "no-such-branch", root=g.root)
-    assert bad_ref.code == 1 and '"no-such-branch" is not a commit' in bad_ref.err
+    assert bad_ref.code == 2 and '"no-such-branch" is not a commit' in bad_ref.err
     no_base = flagops("plan", root=g.root)
     assert no_base.code == 2
     assert "Traceback" not in bad_ref.err + unknown.err

@@ -1,6 +1,16 @@
-"""The one exception base of flagops, and the documented exit codes."""
+"""Every exception flagops raises, one class per condition, and the documented exit codes.
+
+Problems in the input are data (:class:`~flagops.problems.Problem`); these exceptions are for
+fatal conditions only. The CLI's one error boundary (:func:`flagops.cli.main`) prints them
+without a traceback and exits with their ``exit_code``: 1 invalid input or a refused
+operation, 2 a usage error; anything else is unexpected (3).
+"""
 
 from __future__ import annotations
+
+from typing import Iterable, Optional, Sequence
+
+from .suggest import did_you_mean
 
 EXIT_OK = 0
 EXIT_INVALID = 1
@@ -44,6 +54,53 @@ class InvalidInputError(FlagopsError):
 
 class SourceError(FlagopsError):
     """A tenant inventory or other input could not be fetched or read."""
+
+
+class UnknownFlagError(FlagopsError):
+    """No flag has this key; the message offers the closest key."""
+
+    def __init__(self, key: str, known: Iterable[str] = (), *, where: str = "flags/",
+                 message: Optional[str] = None, hint: Optional[str] = None):
+        super().__init__(message or f'no flag "{key}" in {where}{did_you_mean(key, known)}', hint=hint)
+        self.key = key
+
+
+class UnknownEnvironmentError(UsageError):
+    """An environment the schema does not know (exit 2); the message offers the closest one."""
+
+    def __init__(self, environment: str, known: Sequence[str], *, hint: Optional[str] = None):
+        super().__init__(f'unknown environment "{environment}"{did_you_mean(environment, known)}; '
+                         f'known: {", ".join(known)}', hint=hint)
+        self.environment = environment
+
+
+def require_environment(environment: str, known: Sequence[str]) -> None:
+    """Refuse an environment that is not one of ``known`` (the schema's), with a did-you-mean."""
+    if environment not in known:
+        raise UnknownEnvironmentError(environment, known)
+
+
+class UnknownTenantError(FlagopsError):
+    """A tenant slug that is not in the inventory; the message offers the closest slug."""
+
+    def __init__(self, slug: str, environment: str, known: Iterable[str]):
+        super().__init__(f'tenant "{slug}" is not in the {environment} inventory{did_you_mean(slug, known)}')
+        self.slug = slug
+
+
+# --- git -------------------------------------------------------------------------------------
+
+
+class RevisionError(UsageError):
+    """A git revision named on the command line cannot be resolved to a commit (exit 2)."""
+
+
+class NotAGitRepositoryError(FlagopsError):
+    """The operation needs git, and the root is not inside a git repository (with a work tree)."""
+
+
+class GitUserError(FlagopsError):
+    """A commit is asked for, but git has no user configured to author it."""
 
 
 class RiskyChangeError(FlagopsError):

@@ -1,0 +1,97 @@
+"""The shared test kit: throw-away flagops repositories, real git repositories, the CLI runner.
+
+``conftest.py`` turns them into fixtures (``repo``, ``git_repo``, ``flagops``); test modules
+that need more than one repository import the classes directly.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import os
+import subprocess
+import textwrap
+from pathlib import Path
+from typing import Optional, Union
+
+#: The author every commit has unless a test names another.
+AUTHOR = ("Ops Tester", "ops@example.eu")
+
+#: git reads no configuration of the machine it runs on: no signing, hooks or system settings.
+GIT_ISOLATION = {"GIT_CONFIG_NOSYSTEM": "1", "GIT_CONFIG_GLOBAL": os.devnull}
+
+
+class RepoBuilder:
+    """A minimal flagops repository in a directory (not necessarily under git)."""
+
+    def __init__(self, root: Path):
+        self.root = root
+        (root / "flags").mkdir(parents=True, exist_ok=True)
+        (root / "tenants").mkdir(parents=True, exist_ok=True)
+
+    def write(self, rel: str, text: str) -> Path:
+        path = self.root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(textwrap.dedent(text).lstrip("\n"), encoding="utf-8")
+        return path
+
+    def flag(self, key: str, body: str, *, name: Optional[str] = None) -> Path:
+        return self.write(f"flags/{name or f'{key}.yaml'}", body)
+
+    def tenants(self, env: str, body: str, *, ext: str = "yaml") -> Path:
+        return self.write(f"tenants/{env}.{ext}", body)
+
+    def remove(self, rel: str) -> None:
+        (self.root / rel).unlink()
+
+
+def git_env(author: tuple[str, str] = AUTHOR, date: Union[str, float, None] = None) -> dict[str, str]:
+    """The environment of a git command committing as ``author`` at ``date``.
+
+    ``date`` is an ISO-8601 string, a number of days ago, or None for now.
+    """
+    env = {**os.environ, **GIT_ISOLATION,
+           "GIT_AUTHOR_NAME": author[0], "GIT_AUTHOR_EMAIL": author[1],
+           "GIT_COMMITTER_NAME": author[0], "GIT_COMMITTER_EMAIL": author[1]}
+    if isinstance(date, (int, float)):
+        date = (_dt.datetime.now(_dt.timezone.utc) - _dt.timedelta(days=date)).replace(microsecond=0).isoformat()
+    if date is not None:
+        env["GIT_AUTHOR_DATE"] = env["GIT_COMMITTER_DATE"] = date
+    return env
+
+
+def run_git(cwd: Path, *args: str, author: tuple[str, str] = AUTHOR, date: Union[str, float, None] = None,
+            check: bool = True) -> str:
+    """``git ARGS`` in ``cwd`` as ``author``; its stdout."""
+    done = subprocess.run(["git", "-c", "commit.gpgsign=false", "-c", "core.hooksPath=/dev/null", *args],
+                          cwd=cwd, env=git_env(author, date), check=check, capture_output=True, text=True)
+    return done.stdout
+
+
+class GitRepo(RepoBuilder):
+    """A flagops repository under git (branch main), whose commits carry a chosen author and date.
+
+    ``top`` is the work tree; the flagops root may sit in a sub-directory of it (``subdir``).
+    """
+
+    def __init__(self, top: Path, *, subdir: str = "", user: bool = True):
+        top.mkdir(parents=True, exist_ok=True)
+        self.top = top
+        run_git(top, "init", "-q", "-b", "main")
+        if user:  # a local user, for commands that commit as "the configured user"
+            run_git(top, "config", "user.name", AUTHOR[0])
+            run_git(top, "config", "user.email", AUTHOR[1])
+        super().__init__(top / subdir if subdir else top)
+
+    def git(self, *args: str, author: tuple[str, str] = AUTHOR, date: Union[str, float, None] = None,
+            cwd: Optional[Path] = None) -> str:
+        return run_git(cwd or self.top, *args, author=author, date=date)
+
+    def commit(self, subject: str = "change", *, author: tuple[str, str] = AUTHOR,
+               date: Union[str, float, None] = None) -> str:
+        """Commit everything in the work tree; the new commit's sha."""
+        self.git("add", "-A")
+        self.git("commit", "-q", "--allow-empty", "-m", subject, author=author, date=date)
+        return self.head()
+
+    def head(self) -> str:
+        return self.git("rev-parse", "HEAD").strip()
