@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import textwrap
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Optional
@@ -10,6 +9,8 @@ from typing import Callable, Optional
 import pytest
 
 from flagops.cli import main
+
+from testkit import GitRepo, RepoBuilder
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -40,26 +41,13 @@ def flagops(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch)
     return run
 
 
-class RepoBuilder:
-    """A minimal flagops repository in a temporary directory."""
-
-    def __init__(self, root: Path):
-        self.root = root
-        (root / "flags").mkdir(parents=True, exist_ok=True)
-        (root / "tenants").mkdir(parents=True, exist_ok=True)
-
-    def flag(self, key: str, body: str, *, name: Optional[str] = None) -> Path:
-        path = self.root / "flags" / (name or f"{key}.yaml")
-        path.write_text(textwrap.dedent(body).lstrip("\n"), encoding="utf-8")
-        return path
-
-    def tenants(self, env: str, body: str, *, ext: str = "yaml") -> Path:
-        path = self.root / "tenants" / f"{env}.{ext}"
-        path.write_text(textwrap.dedent(body).lstrip("\n"), encoding="utf-8")
-        return path
-
-
 @pytest.fixture
 def repo(tmp_path: Path) -> RepoBuilder:
     """An empty repository with flags/ and tenants/ (schemas come from the built-in copies)."""
     return RepoBuilder(tmp_path / "repo")
+
+
+@pytest.fixture
+def git_repo(tmp_path: Path) -> GitRepo:
+    """A repository under git with a configured user and no commits yet."""
+    return GitRepo(tmp_path / "git")

@@ -100,9 +100,10 @@ def test_commit_paths_commits_exactly_those_paths(nested: GitRepo) -> None:
     assert "zulip.yaml" not in nested.git("ls-files")
 
 
-def _commits_are_refused_without_a_user(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_commits_are_refused_without_a_user(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     for name in ("GIT_AUTHOR_NAME", "GIT_AUTHOR_EMAIL", "GIT_COMMITTER_NAME", "GIT_COMMITTER_EMAIL"):
         monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))  # GitPython reads ~/.gitconfig itself
     monkeypatch.setenv("GIT_CONFIG_GLOBAL", str(tmp_path / "no-config"))
     monkeypatch.setenv("GIT_CONFIG_NOSYSTEM", "1")
     g = GitRepo(tmp_path / "anon", user=False)
