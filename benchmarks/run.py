@@ -464,6 +464,10 @@ def main(argv: Optional[list[str]] = None) -> int:
     print(table(bench.rows))
     for line in linearity(bench.rows):
         print(line)
+    if not (args.compile_only or args.sizes):  # the TypeScript client beside the Python one (bench_ts_client.py)
+        import bench_ts_client  # noqa: E402
+        print()
+        print(bench_ts_client.report(quick=args.quick))
     if not (args.no_publish or args.compile_only):  # propagation: head, kill fast path, snapshot
         import bench_propagation
 
