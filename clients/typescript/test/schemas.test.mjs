@@ -18,7 +18,7 @@ const INPUTS = new Set(["flag.schema.json", "tenants.schema.json"]);
 
 function strictAjv() {
   const ajv = new Ajv2020({ strict: true, allErrors: true });
-  addFormats.default(ajv);
+  addFormats(ajv);
   return ajv;
 }
 
