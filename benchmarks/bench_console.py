@@ -2,8 +2,8 @@
 
     .venv/bin/python benchmarks/bench_console.py [--tenants 100000] [--flags 200] [--runs 30]
 
-A generated repository (one commit, in /dev/shm when it exists) is served by the real console
-(uvicorn on a loopback port, in this process); a client posts previews of one rollout flag at
+A generated repository (one commit, in /dev/shm when it exists) is served by the real console,
+``flagops ui --no-open`` in its own process; a client posts previews of one rollout flag at
 changing percentages, as the slider does, and times each round trip. The baseline, measured in
 the same run, is ``flagops set KEY --pct N --dry-run``: the same validated edit and exact
 blast radius from the command line. Also timed: the first page (the workspace is built) and a
@@ -14,25 +14,21 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
+import signal
 import socket
 import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
 import httpx2
-import uvicorn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from generate import rollout_keys, write_repo  # noqa: E402
-
-from flagops.console.app import create_app  # noqa: E402
-
-TOKEN = "b" * 32
 
 
 def _git(root: Path, *args: str) -> None:
@@ -60,18 +56,21 @@ def main() -> int:
         sock = socket.socket()
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-        server = uvicorn.Server(uvicorn.Config(create_app(root, token=TOKEN), log_level="warning", lifespan="off"))
-        thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-        thread.start()
-        while not server.started:
-            time.sleep(0.01)
+        sock.close()
         url = f"http://127.0.0.1:{port}"
-        headers = {"Origin": url, "X-Flagops-Token": TOKEN}
+        server = subprocess.Popen([sys.executable, "-m", "flagops", "--root", str(root), "ui", "--no-open",
+                                   "--port", str(port)], stderr=subprocess.PIPE, text=True)
         try:
+            assert server.stderr is not None
+            server.stderr.readline()  # "flagops console on ..." once it listens
             with httpx2.Client(base_url=url, timeout=120) as client:
                 t0 = time.perf_counter()
-                assert client.get(f"/flags/{key}").status_code == 200
+                page = client.get(f"/flags/{key}")
                 first_page = time.perf_counter() - t0
+                assert page.status_code == 200
+                token = re.search(r'name="flagops-token" content="([^"]+)"', page.text)
+                assert token is not None
+                headers = {"Origin": url, "X-Flagops-Token": token.group(1)}
                 t0 = time.perf_counter()
                 assert client.get("/").status_code == 200
                 cached_page = time.perf_counter() - t0
@@ -85,9 +84,20 @@ def main() -> int:
                     times.append(time.perf_counter() - t0)
                     assert response.status_code == 200, response.text
                     assert response.json()["environments"], response.text
+                base = re.search(r'data-base="([0-9a-f]+)"', page.text)
+                assert base is not None
+                body = {"base": base.group(1), "flag": {"state": "rollout", "pct": (flag.get("pct", 0) + 3) % 101},
+                        "acknowledgeRisks": True}
+                t0 = time.perf_counter()
+                saved = client.post(f"/api/flags/{key}/save", json=body, headers=headers)
+                save_time = time.perf_counter() - t0
+                assert saved.status_code == 200 and saved.json()["written"], saved.text
+                t0 = time.perf_counter()
+                assert client.get(f"/flags/{key}").status_code == 200
+                after_save = time.perf_counter() - t0
         finally:
-            server.should_exit = True
-            thread.join(timeout=10)
+            server.send_signal(signal.SIGINT)
+            server.wait(timeout=30)
 
         baseline = []
         for i in range(args.baseline_runs):
@@ -104,6 +114,8 @@ def main() -> int:
           f"max {max(times) * 1000:.0f} ms")
     print(f"  first page          {first_page:.2f} s (workspace built: load, validate, history, reach)")
     print(f"  page, cached        {cached_page * 1000:.0f} ms")
+    print(f"  save                {save_time:.2f} s (flagops set's code: validates the whole repository)")
+    print(f"  page after a save   {after_save:.2f} s (workspace rebuilt; the rollout buckets are kept)")
     print(f"  baseline: flagops set --dry-run  median {cli:.2f} s ({args.baseline_runs} runs)  "
           f"-> preview is {cli / median:.0f}x faster")
     return 0
