@@ -32,6 +32,7 @@ export const DEFAULT_MAX_TENANTS = 10_000;
 export const DEFAULT_REFRESH_INTERVAL_MS = 30_000;
 export const DEFAULT_TIMEOUT_MS = 2_000;
 export const DEFAULT_MAX_REQUESTS_PER_SECOND = 50;
+const MAX_PREFETCHES = 32;
 
 export interface Logger {
   warn(message: string): void;
@@ -317,7 +318,8 @@ export class FlagClient {
   // ------------------------------------------------------------------ first loads
 
   private prefetch(tenant: string): void {
-    if (this.closed || this.loading.has(tenant) || !validSlug(tenant)) return;
+    // Bounded: a burst of unknown tenants on a hot path never opens unbounded requests.
+    if (this.closed || this.loading.has(tenant) || this.loading.size >= MAX_PREFETCHES || !validSlug(tenant)) return;
     this.entry(tenant, Date.now() + this.timeoutMs).catch(() => undefined);
   }
 
