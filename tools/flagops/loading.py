@@ -66,6 +66,17 @@ class FsSource:
         return read_regular(self.root / rel, limit, inside=self.root)
 
 
+def _parse(source: Source, project: Project, rel: str, limit: int) -> tuple[bool, Optional[Document]]:
+    """Read and parse one file: (whether it could be read, its document); problems go to the project."""
+    raw = _read(source, rel, limit)
+    if isinstance(raw, Problem):
+        project.problems.append(raw)
+        return False, None
+    doc, problems = parse_file(rel, raw, max_bytes=limit)
+    project.problems.extend(problems)
+    return True, doc
+
+
 def _read(source: Source, rel: str, limit: int) -> "bytes | Problem":
     try:
         if isinstance(source, FsSource):
@@ -151,12 +162,7 @@ def load_flags(source: Source, project: Project) -> None:
                     else "only <key>.yaml files belong in flags/; move or delete it")
             project.problems.append(Problem(rel, 1, 1, "stray-file", f"not a .yaml flag file: {hint}"))
             continue
-        raw = _read(source, rel, MAX_FLAG_BYTES)
-        if isinstance(raw, Problem):
-            project.problems.append(raw)
-            continue
-        doc, problems = parse_yaml(rel, raw, max_bytes=MAX_FLAG_BYTES)
-        project.problems.extend(problems)
+        read, doc = _parse(source, project, rel, MAX_FLAG_BYTES)
         if doc is not None:
             if not isinstance(doc.data, dict):
                 line, col = doc.locate(())
@@ -187,13 +193,9 @@ def load_inventories(source: Source, project: Project, environments: Iterable[st
             project.problems.append(Problem(rel, 1, 1, "duplicate-inventory",
                                             f"{project.inventories[stem].path} already holds the {stem} inventory; keep one"))
             continue
-        raw = _read(source, rel, MAX_INVENTORY_BYTES)
-        if isinstance(raw, Problem):
-            project.problems.append(raw)
-            continue
-        doc, problems = parse_file(rel, raw, max_bytes=MAX_INVENTORY_BYTES)
-        project.problems.extend(problems)
-        project.inventories[stem] = Inventory(stem, doc, rel)
+        read, doc = _parse(source, project, rel, MAX_INVENTORY_BYTES)
+        if read:  # one that does not parse is still this environment's (broken) inventory
+            project.inventories[stem] = Inventory(stem, doc, rel)
 
 
 def load_override(project: Project, environment: str, display: str, raw: bytes) -> None:

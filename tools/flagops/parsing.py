@@ -285,7 +285,10 @@ def _compose(text: str, *, fast: bool) -> Optional[Node]:
         loader.dispose()
 
 
-def _decode(path: str, raw: bytes) -> tuple[Optional[str], list[Problem]]:
+def _decode(path: str, raw: bytes, max_bytes: int) -> tuple[Optional[str], list[Problem]]:
+    """The text of a file under its size limit, or why there is none."""
+    if len(raw) >= max_bytes:
+        return None, [too_large(path, len(raw), max_bytes)]
     if raw.startswith(b"\xef\xbb\xbf"):
         raw = raw[3:]
     try:
@@ -317,9 +320,7 @@ def _yaml_problem(path: str, exc: yaml.YAMLError) -> Problem:
 def parse_yaml(path: str, raw: bytes, *, max_bytes: int = MAX_FLAG_BYTES, fast: bool = False
                ) -> tuple[Optional[Document], list[Problem]]:
     """Parse one YAML file with positions. Returns (document or None, problems); never raises."""
-    if len(raw) >= max_bytes:
-        return None, [too_large(path, len(raw), max_bytes)]
-    text, problems = _decode(path, raw)
+    text, problems = _decode(path, raw, max_bytes)
     if text is None:
         return None, problems
     if fast:
@@ -400,9 +401,7 @@ def _json_int(digits: str) -> int:
 def parse_json(path: str, raw: bytes, *, max_bytes: int = MAX_INVENTORY_BYTES
                ) -> tuple[Optional[Document], list[Problem]]:
     """Parse one JSON file fast; positions are computed only if a problem needs them."""
-    if len(raw) >= max_bytes:
-        return None, [too_large(path, len(raw), max_bytes)]
-    text, problems = _decode(path, raw)
+    text, problems = _decode(path, raw, max_bytes)
     if text is None:
         return None, problems
     if not text.strip():
