@@ -128,7 +128,7 @@ export const TENANTS_YAML = `- {id: "ten-001", slug: acme, plan: enterprise}
 export const SLUGS = ["acme", "globex", "initech", "umbrella"];
 
 /** A repository with four flags and four tenants, compiled by flagops into `<dir>/dist`. */
-export function compileRepo(dir, { billingPct = 50 } = {}) {
+export function compileRepo(dir, { billingPct = 50, alwaysOn = "on" } = {}) {
   const repo = join(dir, "repo");
   mkdirSync(join(repo, "flags"), { recursive: true });
   mkdirSync(join(repo, "tenants"), { recursive: true });
@@ -137,7 +137,7 @@ export function compileRepo(dir, { billingPct = 50 } = {}) {
     new_billing: `state: rollout\npct: ${billingPct}\n`,
     dark_mode: "state: targeted\nscope:\n  plans: [enterprise]\n",
     partner_portal: "state: targeted\nscope:\n  partnerSlugs: [northwind]\n",
-    always_on: "state: \"on\"\n",
+    always_on: `state: "${alwaysOn}"\n`,
   };
   for (const [key, body] of Object.entries(flags)) {
     writeFileSync(join(repo, "flags", `${key}.yaml`), `key: ${key}\ndescription: ${key} for tests\n${body}`);

@@ -99,5 +99,16 @@ test("the real S3 server: flagops publish, then tenant and snapshot mode read it
     assert.equal(all.isEnabledCached("new_billing", slug), true, slug);
   }
   assert.equal(c.status().sequence, 2);
+
+  // A kill (a flag that was on for everyone turned off): the head names it, both modes apply it.
+  compileRepo(dir, { billingPct: 100, alwaysOn: "off" });
+  publish();
+  await c.refresh();
+  await all.refresh();
+  assert.ok(c.status().off.includes("always_on"), JSON.stringify(c.status().off));
+  for (const slug of SLUGS) {
+    assert.equal(c.isEnabledCached("always_on", slug, true), false, slug);
+    assert.equal(all.isEnabledCached("always_on", slug, true), false, slug);
+  }
   assert.deepEqual(log.lines.warn, []);
 });
