@@ -14,7 +14,6 @@ change at all, an invalid working tree, no git user, or no remote to push to.
 from __future__ import annotations
 
 import datetime as _dt
-import os
 import re
 import shutil
 import subprocess
@@ -25,8 +24,9 @@ from typing import Any, Optional
 from urllib.parse import quote
 
 from ..errors import FlagopsError, InvalidInputError
-from ..history import open_repo, semantic_changes
-from ..loading import FLAG_SUFFIX, FLAGS_DIR, parse_yaml
+from ..git import Repository, require_repository, require_user, run_git
+from ..history import semantic_changes
+from ..loading import FLAG_SUFFIX, parse_yaml
 from ..render import show_value
 from ..validation import load_and_validate
 
@@ -55,36 +55,36 @@ class Proposal:
         return asdict(self)
 
 
-def _run(top: Path, *args: str, env: Optional[dict[str, str]] = None, check: bool = True) -> str:
-    proc = subprocess.run(["git", "-C", str(top), *args], capture_output=True, text=True,
-                          env={**os.environ, **(env or {})})
-    if check and proc.returncode != 0:
-        raise FlagopsError(f"git {args[0]} failed: {(proc.stderr or proc.stdout).strip()}")
-    return proc.stdout
+def _git(repo: Repository, *args: str, env: Optional[dict[str, str]] = None) -> str:
+    """Output of ``git ARGS`` in the work tree; a failure is refused with git's own message."""
+    import git
 
-
-def _status(top: Path) -> list[tuple[str, str]]:
-    """(XY status, path relative to the top) of every change, untracked files included."""
-    out = _run(top, "status", "--porcelain=v1", "-z", "--untracked-files=all", "--no-renames")
-    return [(item[:2], item[3:]) for item in out.split("\0") if item]
-
-
-def _repo(root: Path) -> tuple[Path, str]:
-    r = open_repo(root)
-    if r is None:
-        raise FlagopsError(f"{root} is not inside a git repository; proposing needs a clone",
-                           hint="run flagops ui in a clone of the flags repository")
     try:
-        top = Path(r.repo.working_tree_dir or root)
-    finally:
-        r.repo.close()
-    return top, r.prefix
+        return str(repo.repo.git.execute(["git", *args], env=env, strip_newline_in_stdout=False))
+    except git.GitCommandError as exc:
+        raise FlagopsError(f"git {args[0]} failed: {(exc.stderr or exc.stdout or '').strip() or exc}") from None
+
+
+def _ask(repo: Repository, *args: str) -> str:
+    """Output of a git question whose failure means "no" (an unset config, a missing ref): ''."""
+    return (run_git(repo.top, *args) or "").strip()
+
+
+def _status(repo: Repository) -> list[tuple[str, str]]:
+    """(XY status, path from the top) of every change, untracked files included (NUL-separated)."""
+    out = _git(repo, "status", "--porcelain=v1", "-z", "--untracked-files=all", "--no-renames")
+    return [(item[:2], item[3:]) for item in out.split("\0") if item]
 
 
 def changed_paths(root: Path) -> list[str]:
     """Paths (relative to ``root``) with uncommitted changes, untracked files included."""
-    top, prefix = _repo(Path(root))
-    return [path[len(prefix):] for _, path in _status(top) if path.startswith(prefix)]
+    with _open(Path(root)) as repo:
+        return [path[len(repo.prefix):] for _, path in _status(repo) if path.startswith(repo.prefix)]
+
+
+def _open(root: Path) -> Repository:
+    return require_repository(root, "proposing needs a clone",
+                              hint="run flagops ui in a clone of the flags repository")
 
 
 def github_repository(url: str) -> Optional[tuple[str, str]]:
@@ -93,13 +93,13 @@ def github_repository(url: str) -> Optional[tuple[str, str]]:
     return (match["owner"], match["name"]) if match else None
 
 
-def _config(top: Path, name: str) -> str:
-    return _run(top, "config", "--get", name, check=False).strip()
+def _config(repo: Repository, name: str) -> str:
+    return _ask(repo, "config", "--get", name)
 
 
-def _remote_for(top: Path, branch: str) -> str:
-    remotes = _run(top, "remote").split()
-    configured = _config(top, f"branch.{branch}.remote") if branch else ""
+def _remote_for(repo: Repository, branch: str) -> str:
+    remotes = _git(repo, "remote").split()
+    configured = _config(repo, f"branch.{branch}.remote") if branch else ""
     if configured in remotes:
         return configured
     if "origin" in remotes:
@@ -120,16 +120,17 @@ def _flag_data(text: Optional[str], rel: str) -> Optional[dict[str, Any]]:
     return doc.data if doc is not None and isinstance(doc.data, dict) else None
 
 
-def _describe(top: Path, prefix: str, paths: list[str]) -> tuple[str, str]:
+def _describe(repo: Repository, paths: list[str]) -> tuple[str, str]:
     """A commit subject and body naming each flag and its field changes."""
     verbs: dict[str, list[str]] = {"Add": [], "Change": [], "Delete": []}
     lines: list[str] = []
     for path in paths:
         key = Path(path).stem
-        old = _run(top, "show", f"HEAD:{path}", check=False) if _in_head(top, path) else None
-        file = top / path
+        old = _git(repo, "show", f"HEAD:{path}") if _ask(repo, "ls-tree", "--name-only", "HEAD", "--", path) else None
+        file = repo.top / path
         new = file.read_text(encoding="utf-8") if file.is_file() else None
-        before, after = _flag_data(old, path[len(prefix):]), _flag_data(new, path[len(prefix):])
+        rel = path[len(repo.prefix):]
+        before, after = _flag_data(old, rel), _flag_data(new, rel)
         verb = "Add" if old is None else "Delete" if new is None else "Change"
         verbs[verb].append(key)
         changes = semantic_changes(before, after)
@@ -142,17 +143,12 @@ def _describe(top: Path, prefix: str, paths: list[str]) -> tuple[str, str]:
     return subject, "\n".join(lines)
 
 
-def _in_head(top: Path, path: str) -> bool:
-    return subprocess.run(["git", "-C", str(top), "cat-file", "-e", f"HEAD:{path}"],
-                          capture_output=True).returncode == 0
-
-
-def _branch_name(top: Path, keys: list[str]) -> str:
+def _branch_name(repo: Repository, keys: list[str]) -> str:
     stamp = _dt.datetime.now(_dt.timezone.utc).strftime("%Y%m%d-%H%M%S")
     label = keys[0] if len(keys) == 1 else f"{len(keys)}-flags"
     name = f"flags/{label}-{stamp}"
     n = 1
-    while _run(top, "rev-parse", "--verify", "--quiet", f"refs/heads/{name}", check=False).strip():
+    while _ask(repo, "rev-parse", "--verify", "--quiet", f"refs/heads/{name}"):
         n += 1
         name = f"flags/{label}-{stamp}-{n}"
     return name
@@ -171,89 +167,105 @@ def _gh_pull_request(top: Path, branch: str, base: str, subject: str, body: str)
     return urls[-1] if proc.returncode == 0 and urls else None
 
 
-def propose(root: Path, *, title: Optional[str] = None) -> Proposal:
-    """Commit the changed flag files on a new branch (or the current proposal branch) and push it."""
-    root = Path(root).resolve()
-    top, prefix = _repo(root)
-    flags_prefix = f"{prefix}{FLAGS_DIR}/"
-    status = _status(top)
-    unrelated = [path for xy, path in status
-                 if not (path.startswith(flags_prefix) and path.endswith(FLAG_SUFFIX)) and xy != "??"]
+def _flag_changes(repo: Repository) -> list[str]:
+    """The changed flag files (from the top), refusing when anything tracked outside them changed."""
+    flags_prefix = repo.flags_prefix
+    status = _status(repo)
+    mine = [path for _, path in status if path.startswith(flags_prefix) and path.endswith(FLAG_SUFFIX)]
+    # Untracked files elsewhere are never part of a proposal and change nothing reviewed.
+    unrelated = [path for xy, path in status if path not in mine and xy != "??"]
     if unrelated:
         shown = ", ".join(unrelated[:5]) + (f" and {len(unrelated) - 5} more" if len(unrelated) > 5 else "")
         raise FlagopsError(f"the working tree holds changes that are not flag edits ({shown}); "
                            "nothing was committed",
                            hint="commit, stash or revert them in git first, then propose again")
-    paths = sorted(path for _, path in status if path.startswith(flags_prefix) and path.endswith(FLAG_SUFFIX))
-    if not paths:
+    if not mine:
         raise FlagopsError("there is nothing to propose: no flag file differs from the checked-out commit",
                            hint="save a change first")
-    _, _, result = load_and_validate(root)
-    if result.errors:
-        raise InvalidInputError(f"{len(result.errors)} error(s) in the working tree; fix them before proposing",
-                                result.problems)
-    if not _config(top, "user.name") or not _config(top, "user.email"):
-        raise FlagopsError("git has no user configured, so the commit would have no author; nothing was committed",
-                           hint='git config --global user.name "Your Name"; '
-                                "git config --global user.email you@example.eu")
-    current = _run(top, "symbolic-ref", "--quiet", "--short", "HEAD", check=False).strip()
-    if not current:
-        raise FlagopsError("the clone is not on a branch (detached HEAD); switch to one first",
-                           hint="git switch main")
-    remote = _remote_for(top, current)
-    recorded_base = _config(top, f"branch.{current}.{BASE_CONFIG}")
-    keys = [Path(p).stem for p in paths]
-    subject, body = _describe(top, prefix, paths)
-    if title and title.strip():
-        subject = title.strip().splitlines()[0]
-    add_to_current = bool(recorded_base) and bool(_config(top, f"branch.{current}.remote"))
-    if add_to_current:
-        branch, base = current, recorded_base
-    else:
-        merge = _config(top, f"branch.{current}.merge")
-        branch, base = _branch_name(top, keys), (merge.removeprefix("refs/heads/") or current)
+    return sorted(mine)
 
-    head = _run(top, "rev-parse", "HEAD").strip()
+
+def _commit(repo: Repository, head: str, paths: list[str], message: str) -> str:
+    """A commit of HEAD plus the work tree's ``paths``, built in a temporary index (the real
+    index and the work tree are not touched)."""
     with tempfile.TemporaryDirectory(prefix="flagops-propose-") as tmp:
         env = {"GIT_INDEX_FILE": str(Path(tmp) / "index")}
-        _run(top, "read-tree", head, env=env)
-        _run(top, "add", "--all", "--", *paths, env=env)
-        tree = _run(top, "write-tree", env=env).strip()
-        message = Path(tmp) / "message"
-        message.write_text(f"{subject}\n\n{body}\n", encoding="utf-8")
-        commit = _run(top, "commit-tree", tree, "-p", head, "-F", str(message)).strip()
-    old = head if add_to_current else ""
-    _run(top, "update-ref", f"refs/heads/{branch}", commit, old)
+        _git(repo, "read-tree", head, env=env)
+        _git(repo, "add", "--all", "--", *paths, env=env)  # --all: a deleted flag is staged as deleted
+        tree = _git(repo, "write-tree", env=env).strip()
+        file = Path(tmp) / "message"
+        file.write_text(message, encoding="utf-8")
+        return _git(repo, "commit-tree", tree, "-p", head, "-F", str(file)).strip()
+
+
+def _push(repo: Repository, remote: str, branch: str) -> None:
     # No terminal prompt: the console's terminal is not where the operator looks; a credential
     # helper still answers, and a push that needs a password fails with git's message instead.
-    push = subprocess.run(["git", "-C", str(top), "push", "--porcelain", remote,
-                           f"refs/heads/{branch}:refs/heads/{branch}"], capture_output=True, text=True,
-                          env={**os.environ, "GIT_TERMINAL_PROMPT": "0"})
-    if push.returncode != 0:
-        if add_to_current:
-            _run(top, "update-ref", f"refs/heads/{branch}", head, commit)
+    _git(repo, "push", "--porcelain", remote, f"refs/heads/{branch}:refs/heads/{branch}",
+         env={"GIT_TERMINAL_PROMPT": "0"})
+
+
+def _link(proposal: Proposal, repo: Repository, body: str) -> None:
+    github = github_repository(_config(repo, f"remote.{proposal.remote}.url"))
+    if github is None:
+        return
+    made = None if proposal.added else _gh_pull_request(repo.top, proposal.branch, proposal.base,
+                                                        proposal.subject, body)
+    if made:
+        proposal.kind, proposal.url = "pull-request", made
+        return
+    owner, name = github
+    proposal.kind = "compare"
+    proposal.url = (f"https://github.com/{owner}/{name}/compare/"
+                    f"{quote(proposal.base, safe='/')}...{quote(proposal.branch, safe='/')}?expand=1")
+
+
+def propose(root: Path, *, title: Optional[str] = None) -> Proposal:
+    """Commit the changed flag files on a new branch (or the current proposal branch) and push it."""
+    root = Path(root).resolve()
+    with _open(root) as repo:
+        paths = _flag_changes(repo)
+        _, _, result = load_and_validate(root)
+        if result.errors:
+            raise InvalidInputError(f"{len(result.errors)} error(s) in the working tree; fix them before "
+                                    "proposing (nothing was committed)", result.problems)
+        require_user(root).close()
+        current = _ask(repo, "symbolic-ref", "--quiet", "--short", "HEAD")
+        if not current:
+            raise FlagopsError("the clone is not on a branch (detached HEAD); switch to one first",
+                               hint="git switch main")
+        remote = _remote_for(repo, current)
+        subject, body = _describe(repo, paths)
+        if title and title.strip():
+            subject = title.strip().splitlines()[0]
+        recorded_base = _config(repo, f"branch.{current}.{BASE_CONFIG}")
+        added = bool(recorded_base) and bool(_config(repo, f"branch.{current}.remote"))
+        if added:
+            branch, base = current, recorded_base
         else:
-            _run(top, "update-ref", "-d", f"refs/heads/{branch}", commit)
-        raise FlagopsError(f"git push to {remote} failed; nothing was committed: "
-                           f"{(push.stderr or push.stdout).strip()}",
-                           hint="check that you can push to the remote (git push), then propose again")
-    if not add_to_current:
-        _run(top, "config", f"branch.{branch}.remote", remote)
-        _run(top, "config", f"branch.{branch}.merge", f"refs/heads/{branch}")
-        _run(top, "config", f"branch.{branch}.{BASE_CONFIG}", base)
-        # Switch without touching a file: the work tree already holds the commit's content.
-        _run(top, "symbolic-ref", "HEAD", f"refs/heads/{branch}")
-    _run(top, "reset", "--quiet")  # the index follows HEAD; no file is touched
-    proposal = Proposal(branch, base, remote, commit, [p[len(prefix):] for p in paths], subject,
-                        "branch", added=add_to_current)
-    github = github_repository(_config(top, f"remote.{remote}.url"))
-    if github is not None:
-        made = None if add_to_current else _gh_pull_request(top, branch, base, subject, body)
-        if made:
-            proposal.kind, proposal.url = "pull-request", made
-        else:
-            owner, name = github
-            proposal.kind = "compare"
-            proposal.url = (f"https://github.com/{owner}/{name}/compare/"
-                            f"{quote(base, safe='/')}...{quote(branch, safe='/')}?expand=1")
-    return proposal
+            merge = _config(repo, f"branch.{current}.merge")
+            branch, base = _branch_name(repo, [Path(p).stem for p in paths]), (merge.removeprefix("refs/heads/")
+                                                                                or current)
+        head = _git(repo, "rev-parse", "HEAD").strip()
+        commit = _commit(repo, head, paths, f"{subject}\n\n{body}\n")
+        _git(repo, "update-ref", f"refs/heads/{branch}", commit, head if added else "")
+        try:
+            _push(repo, remote, branch)
+        except FlagopsError as exc:
+            if added:
+                _git(repo, "update-ref", f"refs/heads/{branch}", head, commit)
+            else:
+                _git(repo, "update-ref", "-d", f"refs/heads/{branch}", commit)
+            raise FlagopsError(f"{exc.message}; nothing was committed",
+                               hint="check that you can push to the remote (git push), then propose again") from None
+        if not added:
+            _git(repo, "config", f"branch.{branch}.remote", remote)
+            _git(repo, "config", f"branch.{branch}.merge", f"refs/heads/{branch}")
+            _git(repo, "config", f"branch.{branch}.{BASE_CONFIG}", base)
+            # Switch without touching a file: the work tree already holds the commit's content.
+            _git(repo, "symbolic-ref", "HEAD", f"refs/heads/{branch}")
+        _git(repo, "reset", "--quiet")  # the index follows HEAD; no file is touched
+        proposal = Proposal(branch, base, remote, commit, [p[len(repo.prefix):] for p in paths], subject,
+                            "branch", added=added)
+        _link(proposal, repo, body)
+        return proposal
