@@ -20,9 +20,10 @@ import { join } from "node:path";
 
 import { CacheDir, type CacheRecord, validatorsOf } from "./cache.js";
 import {
-  DocumentError, ENVIRONMENT, type Flags, type Head, type Snapshot, checkBundle, checkHead, checkSnapshot,
-  parseJson, snapshotFlags, validSlug,
+  DocumentError, ENVIRONMENT, type Flags, type Head, type Rules, type Snapshot, checkBundle, checkHead, checkRules,
+  checkSnapshot, parseJson, snapshotFlags, validSlug,
 } from "./documents.js";
+import { type Tenant, evaluate } from "./evaluation.js";
 import {
   FetchError, MAX_DOCUMENT, MAX_SNAPSHOT, type Response, StoreTransport, type Transport, checkBaseUrl, documentUrl,
   redact,
@@ -56,6 +57,8 @@ export interface FlagClientOptions {
   allTenants?: boolean;
   /** Where `snapshot.json` is readable when it is not under `baseUrl` (it is private: a presigned URL or a mirror). */
   snapshotUrl?: string;
+  /** Where `rules.json` is readable when it is not under `baseUrl` (it lists allowlists: usually private). */
+  rulesUrl?: string;
   /** Pace of the bundle revalidations after a head change (tenant mode). Default 50. */
   maxRequestsPerSecond?: number;
   /** Sent with every HTTP request (for example an authorization header for a private mirror). */
@@ -65,7 +68,20 @@ export interface FlagClientOptions {
 }
 
 /** Reasons, spelled as the OpenFeature specification names them. */
-export type Reason = "STATIC" | "STALE" | "DEFAULT" | "ERROR";
+export type Reason = "STATIC" | "STALE" | "TARGETING_MATCH" | "DEFAULT" | "ERROR";
+
+/** What a read may tell about a tenant that has no bundle yet, so that it is evaluated from rules.json. */
+export interface TenantAttributes {
+  id: string;
+  plan?: string | null;
+  partnerSlug?: string | null;
+}
+
+export interface ReadOptions {
+  tenant: string;
+  default?: boolean;
+  attributes?: TenantAttributes;
+}
 export type ErrorCode = "FLAG_NOT_FOUND" | "INVALID_CONTEXT" | "GENERAL";
 
 /** A value with why it was chosen (`errorCode` when the default had to do). */
@@ -145,6 +161,7 @@ export class FlagClient {
   private readonly where: string;
   private readonly headUrl: string;
   private readonly snapshotUrl: string;
+  private readonly rulesUrl: string;
   private readonly rate: number;
   private readonly transport: Transport;
   private readonly log: Logger;
@@ -160,6 +177,10 @@ export class FlagClient {
   private headReady: Promise<unknown> | null = null;
   private snap: Held<Snapshot> = held();
   private snapReady: Promise<unknown> | null = null;
+  private rules: Held<Rules> = held();
+  private rulesUnder: string | undefined = undefined; // contentKey of the head the rules were validated under
+  private rulesWanted = false;
+  private rulesLoad: Promise<unknown> | null = null;
 
   private cycling: Promise<boolean> | null = null;
   private timer: NodeJS.Timeout | null = null;
@@ -200,6 +221,9 @@ export class FlagClient {
     this.snapshotUrl = options.snapshotUrl
       ? checkBaseUrl(options.snapshotUrl).href
       : documentUrl(this.base, `${environment}/snapshot.json`);
+    this.rulesUrl = options.rulesUrl
+      ? checkBaseUrl(options.rulesUrl).href
+      : documentUrl(this.base, `${environment}/rules.json`);
     this.transport = new StoreTransport(options.headers ?? {});
     this.log = options.logger ?? CONSOLE;
     this.staleAfter = this.refreshIntervalMs !== null ? 2 * this.refreshIntervalMs : null;
@@ -249,7 +273,7 @@ export class FlagClient {
   }
 
   /** The flag's value for the tenant; `default` (false) when it cannot be known. Never rejects. */
-  async isEnabled(key: string, options: { tenant: string; default?: boolean }): Promise<boolean> {
+  async isEnabled(key: string, options: ReadOptions): Promise<boolean> {
     return (await this.resolve(key, options)).value;
   }
 
@@ -274,8 +298,12 @@ export class FlagClient {
     }
   }
 
-  /** Like `isEnabled`, with the reason (STATIC, STALE, DEFAULT, ERROR) and an error code. Never rejects. */
-  async resolve(key: string, options: { tenant: string; default?: boolean }): Promise<Resolution> {
+  /**
+   * Like `isEnabled`, with the reason (STATIC, STALE, TARGETING_MATCH, DEFAULT, ERROR) and an
+   * error code. With `attributes`, a tenant that has no bundle yet is evaluated from rules.json.
+   * Never rejects.
+   */
+  async resolve(key: string, options: ReadOptions): Promise<Resolution> {
     const def = options?.default ?? false;
     const tenant = options?.tenant;
     try {
@@ -307,6 +335,19 @@ export class FlagClient {
         const value = this.off.has(key) ? false : flags[key]!;
         const stale = this.staleAfter !== null && (confirmed === null || Date.now() - confirmed > this.staleAfter);
         return { value, reason: stale ? "STALE" : "STATIC" };
+      }
+      const attributes = options.attributes;
+      if (attributes != null) {
+        if (attributes.id == null || attributes.id === "") {
+          return { value: def, reason: "ERROR", errorCode: "INVALID_CONTEXT", message: "attributes need an id" };
+        }
+        const rules = await this.rulesFor(deadline);
+        if (rules !== null) {
+          const flag = rules[key];
+          if (flag === undefined) return { value: def, reason: "ERROR", errorCode: "FLAG_NOT_FOUND", message: `no flag ${JSON.stringify(key)}` };
+          const subject = { id: String(attributes.id), slug: tenant, plan: attributes.plan ?? null, partnerSlug: attributes.partnerSlug ?? null };
+          return { value: this.off.has(key) ? false : evaluate(flag, subject as Tenant, this.environment), reason: "TARGETING_MATCH" };
+        }
       }
       if (missing) return { value: def, reason: "DEFAULT", message: `no bundle for ${tenant} yet` };
       return { value: def, reason: "ERROR", errorCode: "GENERAL", message: `flags for ${tenant} unavailable: ${this.lastError ?? "not loaded"}` };
@@ -384,6 +425,17 @@ export class FlagClient {
       this.failure(`loading the snapshot: ${err.message}`);
     }
     await within(this.headReady, deadline);
+  }
+
+  /** The rules, loaded once on first need (within the deadline); the refresh keeps them fresh. */
+  private async rulesFor(deadline: number): Promise<Rules | null> {
+    if (this.rules.value !== null || this.closed) return this.rules.value;
+    this.rulesWanted = true;
+    this.rulesLoad ??= this.fetchRules(deadline).catch((err: unknown) => {
+      if (err instanceof FetchError) this.failure(`loading rules: ${err.message}`);
+    });
+    await within(this.rulesLoad, deadline);
+    return this.rules.value;
   }
 
   private async snapshotLoaded(deadline: number): Promise<void> {
@@ -512,6 +564,36 @@ export class FlagClient {
     return true;
   }
 
+  /** rules.json (conditionally); false when rejected. Throws FetchError. */
+  private async fetchRules(deadline: number): Promise<boolean> {
+    const under = contentKey(this.head.value);
+    const resp = await this.get(this.rulesUrl, this.rules, deadline);
+    const now = Date.now();
+    if (resp.status === 304) {
+      this.rules.confirmed = now;
+      this.rulesUnder = under;
+      return true;
+    }
+    if (resp.status === 404) {
+      this.rules.missing = this.rules.value === null;
+      this.rulesUnder = under;
+      return true;
+    }
+    let rules: Rules;
+    try {
+      rules = checkRules(parseJson(resp.body!), this.environment);
+    } catch (err) {
+      if (!(err instanceof DocumentError)) throw err;
+      return this.reject("rules.json", `${err.message}; keeping the previous rules`);
+    }
+    this.accepted("rules.json");
+    this.fetched++;
+    this.rules = { value: rules, etag: resp.etag ?? null, lastModified: resp.lastModified ?? null, confirmed: now, digest: null, missing: false };
+    this.rulesUnder = under;
+    this.cache?.write("rules.json", Buffer.from(resp.body!).toString("utf8"), this.rules);
+    return true;
+  }
+
   // ------------------------------------------------------------------ refresh
 
   /** Refresh now: the head, then what it says changed. True when the store answered for everything. */
@@ -533,6 +615,10 @@ export class FlagClient {
         if (wanted) good = (await this.fetchSnapshot(Date.now() + this.timeoutMs)) && good;
       } else {
         good = (await this.revalidate(outcome === "absent")) && good;
+      }
+      const key = contentKey(this.head.value);
+      if (this.rulesWanted && (this.headState !== "present" || key === undefined || this.rulesUnder !== key)) {
+        good = (await this.fetchRules(Date.now() + this.timeoutMs)) && good;
       }
       this.streak = 0;
       this.lastSuccess = Date.now();
@@ -646,6 +732,17 @@ export class FlagClient {
           { etag: v.etag ?? null, lastModified: v.lastModified ?? null, confirmed: v.confirmed ?? null });
       } catch {
         // a bad cached head is ignored
+      }
+    }
+    const rulesRecord = cache.read("rules.json");
+    if (rulesRecord) {
+      try {
+        const v = validatorsOf(rulesRecord);
+        this.rules = { value: checkRules(rulesRecord.document, this.environment), etag: v.etag ?? null,
+          lastModified: v.lastModified ?? null, confirmed: v.confirmed ?? null, digest: null, missing: false };
+        this.rulesWanted = true;
+      } catch {
+        // a bad cached copy is ignored
       }
     }
     if (this.allTenants) {

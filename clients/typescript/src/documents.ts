@@ -4,12 +4,15 @@
  * implementation at run time; the same rules as client/flagops_client/documents.py.
  */
 
+import { AXES, type Flag } from "./evaluation.js";
+
 export const SCHEMA_VERSION = 1;
 export const SLUG = /^[a-z0-9][a-z0-9-]{0,62}$/;
 export const KEY = /^[a-z][a-z0-9_]{1,63}$/;
 export const ENVIRONMENT = /^[a-z0-9][a-z0-9_-]{0,62}$/;
 const REVISION = /^[0-9a-f]{40}(-dirty)?$/;
 const DIGEST = /^sha256:[0-9a-f]{64}$/;
+const STATES = new Set(["off", "on", "targeted", "rollout"]);
 const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
 
 /** A document that must not replace the one in use. */
@@ -18,6 +21,8 @@ export class DocumentError extends Error {
 }
 
 export type Flags = Readonly<Record<string, boolean>>;
+/** rules.json: every flag normalised, for tenants that have no bundle yet. */
+export type Rules = Readonly<Record<string, Flag>>;
 
 export interface Head {
   environment: string;
@@ -85,6 +90,36 @@ export function checkBundle(doc: unknown, environment: string, tenant: string): 
     if (typeof value !== "boolean") throw new DocumentError(`flag ${JSON.stringify(key)} is ${JSON.stringify(value)}, not a boolean`);
     if (!KEY.test(key)) throw new DocumentError(`flag key ${JSON.stringify(key)} is not a valid key`);
     out[key] = value;
+  }
+  return Object.freeze(out);
+}
+
+/** `<env>/rules.json`: each flag with its key, state, pct and every scope axis. */
+export function checkRules(doc: unknown, environment: string): Rules {
+  const d = header(doc, environment);
+  const flags = d.flags;
+  if (!isObject(flags)) throw new DocumentError("flags is not an object");
+  const out: Record<string, Flag> = Object.create(null);
+  for (const [key, flag] of Object.entries(flags)) {
+    if (!KEY.test(key)) throw new DocumentError(`flag key ${JSON.stringify(key)} is not a valid key`);
+    if (!isObject(flag) || typeof flag.state !== "string" || !STATES.has(flag.state)) {
+      throw new DocumentError(`flag ${JSON.stringify(key)}: state missing or unknown`);
+    }
+    const pct = flag.pct;
+    if (typeof pct !== "number" || !Number.isInteger(pct) || pct < 0 || pct > 100) {
+      throw new DocumentError(`flag ${JSON.stringify(key)}: pct ${JSON.stringify(pct)} is not an integer 0..100`);
+    }
+    const scope = flag.scope;
+    if (!isObject(scope)) throw new DocumentError(`flag ${JSON.stringify(key)}: scope is not an object`);
+    const axes: Record<string, string[]> = {};
+    for (const axis of AXES) {
+      const values = scope[axis];
+      if (!Array.isArray(values) || !values.every((v) => typeof v === "string")) {
+        throw new DocumentError(`flag ${JSON.stringify(key)}: scope.${axis} is not a list of strings`);
+      }
+      axes[axis] = [...values];
+    }
+    out[key] = Object.freeze({ key, state: flag.state, pct, scope: axes });
   }
   return Object.freeze(out);
 }

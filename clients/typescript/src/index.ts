@@ -8,7 +8,7 @@
 export {
   FlagClient, DEFAULT_MAX_REQUESTS_PER_SECOND, DEFAULT_MAX_TENANTS, DEFAULT_REFRESH_INTERVAL_MS, DEFAULT_TIMEOUT_MS,
 } from "./client.js";
-export type { ErrorCode, FlagClientOptions, Logger, Reason, Resolution, Status } from "./client.js";
+export type { ErrorCode, FlagClientOptions, Logger, ReadOptions, Reason, Resolution, Status, TenantAttributes } from "./client.js";
 export { DocumentError } from "./documents.js";
 export { AXES, bucket, evaluate, hasAnyScope, matchesScope } from "./evaluation.js";
 export type { Axis, Flag, Scope, State, Tenant } from "./evaluation.js";

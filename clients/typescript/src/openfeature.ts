@@ -1,7 +1,9 @@
 /**
  * An OpenFeature provider for `@openfeature/server-sdk` (a peer dependency, imported for types
- * only), backed by FlagClient. Boolean flags only, `targetingKey` = the tenant slug; reasons as
- * the Python provider gives them: STATIC, STALE, DEFAULT and ERROR with an error code.
+ * only), backed by FlagClient. Boolean flags only, `targetingKey` = the tenant slug; the context
+ * may carry `id`, `plan` and `partnerSlug`, so that a tenant with no bundle yet is evaluated from
+ * rules.json. Reasons as the Python provider gives them: STATIC, STALE, TARGETING_MATCH, DEFAULT
+ * and ERROR with an error code.
  *
  *     OpenFeature.setProvider(new FlagopsProvider({ baseUrl, environment: "production", cacheDir }));
  */
@@ -9,9 +11,9 @@ import type {
   ErrorCode, EvaluationContext, JsonValue, Provider, ProviderMetadata, ResolutionDetails,
 } from "@openfeature/server-sdk";
 
-import { FlagClient, type FlagClientOptions } from "./client.js";
+import { FlagClient, type FlagClientOptions, type TenantAttributes } from "./client.js";
 
-const DECIDED = new Set(["STATIC", "STALE"]); // reasons where the value came from flagops
+const DECIDED = new Set(["STATIC", "STALE", "TARGETING_MATCH"]); // reasons where the value came from flagops
 
 export class FlagopsProvider implements Provider {
   readonly metadata: ProviderMetadata = { name: "flagops" };
@@ -41,7 +43,7 @@ export class FlagopsProvider implements Provider {
       return { value: defaultValue, reason: "ERROR", errorCode: code("TARGETING_KEY_MISSING"),
         errorMessage: "targetingKey (the tenant slug) is required" };
     }
-    const res = await this.client.resolve(flagKey, { tenant, default: defaultValue });
+    const res = await this.client.resolve(flagKey, { tenant, default: defaultValue, attributes: attributesOf(context) });
     return {
       value: res.value,
       reason: res.reason,
@@ -62,6 +64,12 @@ export class FlagopsProvider implements Provider {
   resolveObjectEvaluation<T extends JsonValue>(_key: string, defaultValue: T): Promise<ResolutionDetails<T>> {
     return mismatch(defaultValue);
   }
+}
+
+function attributesOf(context: EvaluationContext): TenantAttributes | undefined {
+  if (!("id" in context)) return undefined;
+  const text = (v: unknown): string | null => (typeof v === "string" ? v : null);
+  return { id: String(context.id ?? ""), plan: text(context.plan), partnerSlug: text(context.partnerSlug) };
 }
 
 // ErrorCode is a string enum of the SDK: its values are spelled as the specification names them.

@@ -6,9 +6,9 @@ import { readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { test } from "node:test";
 
-import { FlagClient } from "../dist/index.js";
+import { FlagClient, bucket } from "../dist/index.js";
 import {
-  ENV, bundleDoc, digest, headDoc, put, recorder, rev, serve, snapshotDoc, tempDir, writeStore,
+  ENV, bundleDoc, digest, headDoc, put, recorder, rev, rulesDoc, serve, snapshotDoc, tempDir, writeStore,
 } from "./helpers.mjs";
 
 const TENANTS = {
@@ -371,4 +371,54 @@ test("invalid options throw at construction; nothing else does", () => {
   assert.throws(() => new FlagClient({ baseUrl: "file:///x", environment: "Prod!" }), TypeError);
   assert.throws(() => new FlagClient({ baseUrl: "file:///x", environment: ENV, timeoutMs: 0 }), RangeError);
   assert.throws(() => new FlagClient({ baseUrl: "file:///x", environment: ENV, maxTenants: 0 }), RangeError);
+});
+
+test("a tenant without a bundle is evaluated from rules.json when the read passes its attributes", async (t) => {
+  const dir = tempDir(t);
+  const rules = {
+    dark_mode: { state: "targeted", scope: { plans: ["enterprise"] } },
+    new_billing: { state: "rollout", pct: 50 },
+    always_on: { state: "on" },
+  };
+  writeStore(dir, TENANTS, { head: { sequence: 1 }, rules });
+  const srv = await serve(t, dir);
+  const c = client(t, srv.url);
+  const newco = { id: "ten-new", plan: "enterprise" };
+  assert.deepEqual(await c.resolve("dark_mode", { tenant: "newco", attributes: newco }), { value: true, reason: "TARGETING_MATCH" });
+  assert.equal(await c.isEnabled("dark_mode", { tenant: "newco", attributes: { id: "x", plan: "free" }, default: true }), false);
+  assert.equal(await c.isEnabled("new_billing", { tenant: "newco", attributes: newco }), bucket("ten-new", "new_billing") < 50);
+  assert.equal((await c.resolve("no_such", { tenant: "newco", attributes: newco })).errorCode, "FLAG_NOT_FOUND");
+  assert.equal((await c.resolve("dark_mode", { tenant: "newco", attributes: { plan: "free" } })).errorCode, "INVALID_CONTEXT");
+  // A tenant with a bundle is answered from it, whatever the attributes say.
+  assert.deepEqual(await c.resolve("dark_mode", { tenant: "globex", attributes: newco }), { value: false, reason: "STATIC" });
+  // Nothing changed: the rules cost no request; a new head revalidates them, a kill applies to them.
+  await c.refresh();
+  srv.counts.clear();
+  await c.refresh();
+  assert.deepEqual([...srv.counts], [[`${ENV}/head.json`, 1]]);
+  put(dir, `${ENV}/rules.json`, rulesDoc({ ...rules, dark_mode: { state: "off" } }));
+  put(dir, `${ENV}/head.json`, headDoc({ sequence: 2, off: ["always_on"] }));
+  await c.refresh();
+  assert.equal(await c.isEnabled("dark_mode", { tenant: "newco", attributes: newco, default: true }), false);
+  assert.equal(await c.isEnabled("always_on", { tenant: "newco", attributes: newco, default: true }), false);
+  // Corrupt rules are rejected; the last good ones stay.
+  put(dir, `${ENV}/rules.json`, JSON.stringify({ schemaVersion: 1, environment: ENV, flags: { dark_mode: { state: "maybe" } } }));
+  put(dir, `${ENV}/head.json`, headDoc({ sequence: 3 }));
+  assert.equal(await c.refresh(), false);
+  assert.match(c.status().lastError, /rules\.json: flag "dark_mode": state/);
+  assert.equal((await c.resolve("always_on", { tenant: "newco", attributes: newco })).reason, "TARGETING_MATCH");
+});
+
+test("rules.json through rulesUrl (it is private), and from cacheDir after a restart", async (t) => {
+  const dir = tempDir(t);
+  const url = writeStore(join(dir, "store"), TENANTS, { head: { sequence: 1 } });
+  const privateRules = join(dir, "rules.json");
+  writeFileSync(privateRules, rulesDoc({ dark_mode: { state: "on" } }));
+  const cache = join(dir, "cache");
+  const c = client(t, url, { rulesUrl: `file://${privateRules}`, cacheDir: cache });
+  assert.equal(await c.isEnabled("dark_mode", { tenant: "newco", attributes: { id: "n" } }), true);
+  await c.close();
+  rmSync(privateRules);
+  const c2 = client(t, url, { rulesUrl: `file://${privateRules}`, cacheDir: cache });
+  assert.deepEqual(await c2.resolve("dark_mode", { tenant: "newco", attributes: { id: "n" } }), { value: true, reason: "TARGETING_MATCH" });
 });

@@ -48,6 +48,12 @@ export function snapshotDoc(tenants, env = ENV, revision = null) {
   return canonical({ schemaVersion: 1, environment: env, flags: keys, revision, tenants: rows });
 }
 
+const AXES = ["plans", "tenantSlugs", "partnerSlugs", "environments"];
+/** rules.json from `{key: {state, pct?, scope?}}`, normalised as compile writes it. */
+export const rulesDoc = (flags, env = ENV) => canonical({ schemaVersion: 1, environment: env,
+  flags: Object.fromEntries(Object.entries(flags).map(([key, f]) => [key, { state: f.state, pct: f.pct ?? 0,
+    scope: Object.fromEntries(AXES.map((a) => [a, f.scope?.[a] ?? []])) }])) });
+
 export const digest = (text) => `sha256:${createHash("sha256").update(text).digest("hex")}`;
 export const rev = (n) => String(n).padStart(40, "0").replace(/^0/, "a");
 
@@ -57,8 +63,9 @@ export function headDoc({ sequence, revision = rev(sequence), off = [], snapshot
 }
 
 /** A store directory under `root`: tenants' bundles, optionally a snapshot and a head. */
-export function writeStore(root, tenants, { head, snapshot = false, env = ENV } = {}) {
+export function writeStore(root, tenants, { head, snapshot = false, rules, env = ENV } = {}) {
   for (const [slug, flags] of Object.entries(tenants)) put(root, `${env}/tenants/${slug}.json`, bundleDoc(slug, flags, env));
+  if (rules) put(root, `${env}/rules.json`, rulesDoc(rules, env));
   let snap = null;
   if (snapshot) {
     snap = snapshotDoc(tenants, env, head ? rev(head.sequence) : null);

@@ -16,7 +16,7 @@ const TENANTS = { acme: { jmap_native_v2: true, dark_mode: true }, globex: { jma
 
 test("the provider through the real SDK: values, reasons, variants and error codes", async (t) => {
   const dir = tempDir(t);
-  const url = writeStore(dir, TENANTS, { head: { sequence: 1 } });
+  const url = writeStore(dir, TENANTS, { head: { sequence: 1 }, rules: { dark_mode: { state: "targeted", scope: { plans: ["enterprise"] } } } });
   const provider = new FlagopsProvider({ baseUrl: url, environment: ENV, refreshIntervalMs: null, logger: recorder() });
   await OpenFeature.setProviderAndWait("flagops-test", provider);
   t.after(() => OpenFeature.close());
@@ -35,6 +35,10 @@ test("the provider through the real SDK: values, reasons, variants and error cod
   assert.deepEqual([noFlag.value, noFlag.reason, noFlag.errorCode], [true, "ERROR", "FLAG_NOT_FOUND"]);
   const noBundle = await client.getBooleanDetails("dark_mode", true, { targetingKey: "hooli" });
   assert.deepEqual([noBundle.value, noBundle.reason, noBundle.errorCode], [true, "DEFAULT", undefined]);
+  const byRules = await client.getBooleanDetails("dark_mode", false, { targetingKey: "hooli", id: "ten-9", plan: "enterprise" });
+  assert.deepEqual([byRules.value, byRules.reason, byRules.variant], [true, "TARGETING_MATCH", "on"]);
+  const noId = await client.getBooleanDetails("dark_mode", true, { targetingKey: "hooli", id: null, plan: "enterprise" });
+  assert.deepEqual([noId.value, noId.reason, noId.errorCode], [true, "ERROR", "INVALID_CONTEXT"]);
   const badSlug = await client.getBooleanDetails("dark_mode", true, { targetingKey: "Not/A/Slug" });
   assert.deepEqual([badSlug.value, badSlug.reason, badSlug.errorCode], [true, "ERROR", "INVALID_CONTEXT"]);
   const typed = await client.getStringDetails("dark_mode", "x", { targetingKey: "acme" });
