@@ -65,5 +65,5 @@ def test_show_and_the_dashboard_keep_a_deleted_flag(hostile, flagops) -> None:
     index = files["index.html"].decode()
     assert 'class="badge deleted"' in index and "Gone soon" in index and "1 deleted" in index
     page = files["flags/gone.html"].decode()
-    assert f"<strong>Deleted</strong> in <code" in page and shas["delete"][:12] in page
+    assert "<strong>Deleted</strong> in <code" in page and shas["delete"][:12] in page
     assert "carol@dezky.eu" in page and page.count('<li class="event') == 2

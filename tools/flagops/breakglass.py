@@ -17,7 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
-from .edit import EditResult, _schemas, commit_file, flag_rel, kill_flag, kill_message, require_git_user
+from .edit import EditResult, _schemas, flag_rel, kill_flag, kill_message
+from .git import commit_paths, require_user
 from .errors import FlagopsError, UsageError
 from .loading import FLAGS_DIR
 from .validation import did_you_mean
@@ -130,7 +131,7 @@ def break_glass(root: Path, key: str, *, reason: str, target: str, environments:
     from .compile import compile_project
     from .layout import MANIFEST
     from .publish import PublishOptions, check_revision, publish_environment
-    from .revision_guard import checkout_of
+    from .git import require_repository, worktree
     from .storage import join_key, open_target
 
     started = time.monotonic()
@@ -141,7 +142,7 @@ def break_glass(root: Path, key: str, *, reason: str, target: str, environments:
         head = repo.head.commit.hexsha
     except (git.InvalidGitRepositoryError, git.NoSuchPathError, ValueError):
         raise FlagopsError(f"{root} is not a git repository with commits; break-glass commits the kill") from None
-    require_git_user(root)  # the commit must have an author: refuse before changing anything
+    require_user(root)  # the commit must have an author: refuse before changing anything
     store, prefix = open_target(target, endpoint_url=endpoint_url, max_connections=8 * len(chosen) + 2)
     for environment in chosen:
         current = store.get(join_key(prefix, environment, MANIFEST))
@@ -171,7 +172,7 @@ def break_glass(root: Path, key: str, *, reason: str, target: str, environments:
                            "publish unreviewed", hint=f"git diff {rel}; commit or stash them, then run the kill again")
     edit = kill_flag(root, key, reason=reason, today=today, confirm=confirm)  # a risky kill asks first
     dirty = bool(repo.git.status("--porcelain", "--", rel).strip())
-    commit = commit_file(root, path, kill_message(key, reason)) if dirty else None
+    commit = commit_paths(root, [path], kill_message(key, reason)) if dirty else None
     committed = time.monotonic()
 
     sha = repo.head.commit.hexsha
@@ -179,7 +180,8 @@ def break_glass(root: Path, key: str, *, reason: str, target: str, environments:
     failures: dict[str, FlagopsError] = {}
     try:
         # The committed tree exactly: other uncommitted edits in the working tree stay out.
-        with checkout_of(root, sha) as (checkout, tmp):
+        with require_repository(root, "break-glass commits the kill") as found, \
+                worktree(found, sha, label="breakglass") as (checkout, tmp):
             out = tmp / "out"
             compiled = compile_project(checkout, environments=chosen, out=out)
             revision = compiled.environments[0].revision

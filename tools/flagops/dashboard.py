@@ -21,11 +21,11 @@ from flagops_client.evaluation import AXES
 
 from .errors import FlagopsError, InvalidInputError
 from .fsutil import staging_directory, swap_directory
+from .git import flags_revision
 from .listing import scope_summary
 from .loading import FLAG_SUFFIX, FLAGS_DIR
 from .matrix import TenantIndex, enabled_tenants
 from .render import TEMPLATES_DIR, render, when
-from .revision import flags_revision
 from .stale import DEFAULT_DAYS, find_stale, last_changes
 from .validation import load_and_validate
 

@@ -12,8 +12,6 @@ raised and nothing changes.
 from __future__ import annotations
 
 import datetime as _dt
-import getpass
-import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,16 +21,18 @@ from flagops_client.evaluation import AXES
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 
 from . import roundtrip as rt
-from .errors import FlagopsError, InvalidInputError, RiskyChangeError, UsageError
+from .errors import FlagopsError, InvalidInputError, RiskyChangeError, UnknownFlagError, UsageError
+from .git import author as git_author
 from .fmt import MODELINE, insert_field, set_axis
 from .impact import EnvironmentImpact, impact_of
 from .loading import FLAG_SUFFIX, FLAGS_DIR, SCHEMA_DIR, FsSource, Project, load_project, parse_yaml
 from .problems import Result
 from .schemas import Schemas
-from .validation import did_you_mean, validate_project
+from .suggest import did_you_mean
+from .validation import validate_project
 
-__all__ = ["EditResult", "FlagChange", "OverlaySource", "apply_change", "delete_flag", "edit_flag",
-           "commit_file", "flag_rel", "kill_flag", "kill_message", "new_flag", "new_flag_text", "parse_date", "require_git_user", "restore_flag"]
+__all__ = ["EditResult", "FlagChange", "OverlaySource", "apply_change", "delete_flag", "edit_flag", "flag_rel",
+           "kill_flag", "kill_message", "new_flag", "new_flag_text", "parse_date", "restore_flag"]
 
 #: Asked before a risky edit is written; True writes it.
 Confirm = Callable[["EditResult"], bool]
@@ -250,8 +250,7 @@ def _existing_flag(root: Path, key: str) -> tuple[Path, bytes]:
     path = root / flag_rel(key)
     if not path.is_file():
         names = [p.stem for p in (root / FLAGS_DIR).glob(f"*{FLAG_SUFFIX}")]
-        raise FlagopsError(f'no flag "{key}" in {FLAGS_DIR}/{did_you_mean(key, names)}',
-                           hint="flagops list shows every flag; flagops new creates one")
+        raise UnknownFlagError(key, names, hint="flagops list shows every flag; flagops new creates one")
     return path, path.read_bytes()
 
 
@@ -321,18 +320,6 @@ def edit_flag(root: Path, key: str, change: FlagChange, *, dry_run: bool = False
 # --------------------------------------------------------------------------- kill and restore
 
 
-def _author(root: Path) -> str:
-    """Who makes the change: the git user's e-mail (else name), else the login name."""
-    try:
-        import git
-
-        reader = git.Repo(root, search_parent_directories=True).config_reader()
-        who = str(reader.get_value("user", "email", default="") or reader.get_value("user", "name", default=""))
-    except Exception:  # noqa: BLE001 - outside git, or git missing: the login name still says who
-        who = ""
-    return who or getpass.getuser()
-
-
 def _now() -> str:
     return _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat().replace("+00:00", "Z")
 
@@ -360,7 +347,7 @@ def kill_flag(root: Path, key: str, *, reason: Optional[str] = None, dry_run: bo
             return _Untouched([f"{key} is already off"])
         trailing = rt.take_trailing(data)
         try:
-            block = _killed_block(flag, reason, author or _author(root), when or _now())
+            block = _killed_block(flag, reason, author or git_author(root), when or _now())
             if "killed" in data:
                 rt.remove_field(data, "killed")
             _set_field(data, "state", "off")
@@ -468,42 +455,7 @@ def delete_flag(root: Path, key: str, *, dry_run: bool = False, confirm: Optiona
     return _finish(edit, write=remove, dry_run=dry_run, confirm=confirm)
 
 
-# --------------------------------------------------------------------------- commits
-
-
-def require_git_user(root: Path) -> Any:
-    """The repository at ``root`` when a commit can be made there (a configured user), else refuse.
-
-    Called before a ``--commit`` edit writes anything, so a refused commit leaves no change behind.
-    """
-    import git
-
-    try:
-        repo = git.Repo(root, search_parent_directories=True)
-    except (git.InvalidGitRepositoryError, git.NoSuchPathError):
-        raise FlagopsError(f"{root} is not in a git repository; cannot commit") from None
-    reader = repo.config_reader()
-    name = reader.get_value("user", "name", default="")
-    email = reader.get_value("user", "email", default="")
-    if not name or not email:
-        raise FlagopsError("git has no user configured, so the commit would have no author",
-                           hint='git config --global user.name "Your Name"; '
-                                "git config --global user.email you@example.eu")
-    return repo
-
-
-def commit_file(root: Path, path: Path, message: str) -> str:
-    """Commit exactly ``path`` (other staged changes stay staged) as the configured git user."""
-    import git
-
-    repo = require_git_user(root)
-    rel = os.path.relpath(path.resolve(), Path(repo.working_tree_dir or root).resolve())
-    try:
-        repo.git.add("--", rel)
-        repo.git.commit("--only", "-m", message, "--", rel)
-    except git.GitCommandError as exc:
-        raise FlagopsError(f"git commit failed: {exc.stderr.strip() or exc}") from None
-    return repo.head.commit.hexsha
+# --------------------------------------------------------------------------- commit messages
 
 
 def kill_message(key: str, reason: Optional[str]) -> str:

@@ -23,9 +23,9 @@ from typing import Any, Callable, Iterator, Mapping, Optional, Union
 
 from flagops_client.evaluation import AXES
 
-from .errors import FlagopsError, UsageError
+from .errors import FlagopsError, UnknownFlagError, UsageError
+from .git import Repository, open_repository, require_repository, stream_log
 from .loading import FLAG_SUFFIX, FLAGS_DIR, MAX_FLAG_BYTES, parse_yaml
-from .validation import did_you_mean
 
 __all__ = ["FIELDS", "SCOPE_FIELDS", "SHORT", "HistoryScan", "flag_history", "last_deletion", "open_repo", "scan_history",
            "semantic_changes", "parse_since", "when"]
@@ -119,41 +119,8 @@ def semantic_changes(before: Optional[Mapping[str, Any]], after: Optional[Mappin
 # --------------------------------------------------------------------------- git access
 
 
-@dataclass
-class _Repo:
-    """A git repository and where the flagops root sits inside it."""
-
-    repo: Any  # git.Repo
-    prefix: str  # the root relative to the top of the work tree, "" or "sub/dir/"
-
-    @property
-    def flags_prefix(self) -> str:
-        return f"{self.prefix}{FLAGS_DIR}/"
-
-
-def open_repo(root: Path) -> Optional[_Repo]:
-    """The git repository holding ``root``, or None outside git."""
-    import git
-
-    try:
-        repo = git.Repo(root, search_parent_directories=True)
-    except (git.InvalidGitRepositoryError, git.NoSuchPathError):
-        return None
-    top = Path(repo.working_tree_dir or root).resolve()
-    try:
-        rel = Path(root).resolve().relative_to(top).as_posix()
-    except ValueError:
-        rel = "."
-    return _Repo(repo, "" if rel == "." else rel + "/")
-
-
-def _shallow_commits(repo: Any) -> set[str]:
-    """The boundary commits of a shallow clone (their parents are not in the repository)."""
-    path = Path(getattr(repo, "common_dir", None) or repo.git_dir) / "shallow"
-    try:
-        return {line.strip() for line in path.read_text().splitlines() if line.strip()}
-    except OSError:
-        return set()
+#: The repository holding a flagops root (kept under this name for its callers).
+open_repo = open_repository
 
 
 def _has_commits(repo: Any) -> bool:
@@ -224,7 +191,7 @@ class HistoryScan:
     limited: bool = False
 
 
-def _iter_changes(r: _Repo, key: Optional[str], since: Union[_dt.date, _dt.datetime, None]
+def _iter_changes(r: Repository, key: Optional[str], since: Union[_dt.date, _dt.datetime, None]
                   ) -> Iterator[_Change]:
     """Stream (commit, flag file) changes from one ``git log --raw`` process."""
     pathspec = f"{r.flags_prefix}{key}{FLAG_SUFFIX}" if key else r.flags_prefix
@@ -233,39 +200,27 @@ def _iter_changes(r: _Repo, key: Optional[str], since: Union[_dt.date, _dt.datet
         # git filters on the committer date, which is never earlier than the author date of a
         # commit made normally. The exact cut, on the author date, happens below.
         args.append(f"--since={_git_since(since)}")
-    proc = r.repo.git.log(*args, "--", f":(top,literal){pathspec}", as_process=True)
     header: Optional[list[str]] = None
     plen = len(r.flags_prefix)
-    finished = False
-    try:
-        for raw in proc.stdout:
-            line = raw.decode("utf-8", "replace").rstrip("\n")
-            if line.startswith(_RECORD):
-                header = line[1:].split(_UNIT, 4)
-                continue
-            if not line.startswith(":") or header is None:
-                continue
-            meta, _, path = line.partition("\t")
-            parts = meta.split()
-            if len(parts) < 5 or not path.startswith(r.flags_prefix):
-                continue
-            name = path[plen:]
-            if "/" in name or not name.endswith(FLAG_SUFFIX):
-                continue  # stray files are the validator's business, not history
-            status = parts[4][:1]
-            if status not in _ACTIONS:
-                continue
-            commit, date, author_name, author_email, subject = (header + [""] * 5)[:5]
-            yield _Change(commit, date, author_name, author_email, subject,
-                          name[: -len(FLAG_SUFFIX)], status, parts[2], parts[3])
-        finished = True
-    finally:
-        if not finished and proc.proc.poll() is None:
-            proc.proc.kill()  # the caller stopped early (--limit): no need to read the rest
-        code = proc.proc.wait()
-        err = proc.proc.stderr.read().decode("utf-8", "replace").strip() if proc.proc.stderr else ""
-    if finished and code != 0:
-        raise FlagopsError(f"git log failed: {err or f'exit {code}'}")
+    for line in stream_log(r, args, [pathspec]):
+        if line.startswith(_RECORD):
+            header = line[1:].split(_UNIT, 4)
+            continue
+        if not line.startswith(":") or header is None:
+            continue
+        meta, _, path = line.partition("\t")
+        parts = meta.split()
+        if len(parts) < 5 or not path.startswith(r.flags_prefix):
+            continue
+        name = path[plen:]
+        if "/" in name or not name.endswith(FLAG_SUFFIX):
+            continue  # stray files are the validator's business, not history
+        status = parts[4][:1]
+        if status not in _ACTIONS:
+            continue
+        commit, date, author_name, author_email, subject = (header + [""] * 5)[:5]
+        yield _Change(commit, date, author_name, author_email, subject,
+                      name[: -len(FLAG_SUFFIX)], status, parts[2], parts[3])
 
 
 class _Unparseable:
@@ -305,13 +260,13 @@ def _after_since(date: str, since: Union[_dt.date, _dt.datetime, None]) -> bool:
     return when.date() >= since
 
 
-def scan_history(r: _Repo, key: Optional[str] = None, *, limit: Optional[int] = None,
+def scan_history(r: Repository, key: Optional[str] = None, *, limit: Optional[int] = None,
                  since: Union[_dt.date, _dt.datetime, None] = None) -> HistoryScan:
     """One pass over the log; entries of shallow boundary commits are left out and reported."""
     scan = HistoryScan()
     if not _has_commits(r.repo):
         return scan
-    shallow = _shallow_commits(r.repo)
+    shallow = r.shallow_commits()
     blobs = _Blobs(r.repo)
     for change in _iter_changes(r, key, since):
         if not _after_since(change.date, since):
@@ -351,7 +306,7 @@ def scan_history(r: _Repo, key: Optional[str] = None, *, limit: Optional[int] = 
     return scan
 
 
-def _known_keys(root: Path, r: _Repo) -> set[str]:
+def _known_keys(root: Path, r: Repository) -> set[str]:
     """Every flag key in the work tree or anywhere in the history (for did-you-mean)."""
     keys = {p.name[: -len(FLAG_SUFFIX)] for p in (root / FLAGS_DIR).glob(f"*{FLAG_SUFFIX}")}
     if _has_commits(r.repo):
@@ -365,7 +320,7 @@ def _known_keys(root: Path, r: _Repo) -> set[str]:
     return keys
 
 
-def _ever_existed(r: _Repo, key: str) -> bool:
+def _ever_existed(r: Repository, key: str) -> bool:
     if not _has_commits(r.repo):
         return False
     return bool(r.repo.git.log("-1", "--format=%H", "--",
@@ -393,7 +348,7 @@ def last_deletion(root: Path, key: str) -> Optional[dict[str, str]]:
     return {"commit": commit, "date": date, "authorEmail": email}
 
 
-def _shallow_error(r: _Repo, scan: HistoryScan, key: Optional[str]) -> FlagopsError:
+def _shallow_error(r: Repository, scan: HistoryScan, key: Optional[str]) -> FlagopsError:
     boundary = scan.truncated_at[0]
     try:
         commit = r.repo.commit(boundary)
@@ -423,18 +378,14 @@ def flag_history(root: Path, key: Optional[str] = None, *, limit: Optional[int] 
     if limit is not None and limit < 0:
         raise UsageError("--limit must be 0 or more")
     when = parse_since(since)
-    r = open_repo(root)
-    if r is None:
-        raise FlagopsError(f"{root} is not inside a git repository; the history lives in git",
-                           hint="run flagops from a clone of the flags repository")
+    r = require_repository(root, "the history lives in git", hint="run flagops from a clone of the flags repository")
     if key is not None:
         exists = _SAFE_KEY.match(key) is not None and (root / FLAGS_DIR / f"{key}{FLAG_SUFFIX}").is_file()
         if not exists and (_SAFE_KEY.match(key) is None or not _ever_existed(r, key)):
             hint = None
-            if _shallow_commits(r.repo):
+            if r.shallow_commits():
                 hint = "this is a shallow clone; a flag deleted before its oldest commit is not seen"
-            raise FlagopsError(f'no flag "{key}" in flags/ or in its git history'
-                               f"{did_you_mean(key, _known_keys(root, r))}", hint=hint)
+            raise UnknownFlagError(key, _known_keys(root, r), where="flags/ or in its git history", hint=hint)
     if limit == 0:
         return []
     try:

@@ -9,9 +9,8 @@ from typing import Any, Mapping, Optional
 
 from flagops_client.evaluation import AXES, normalise_scope
 
-from .errors import FlagopsError
+from .errors import UnknownFlagError
 from .loading import FLAGS_DIR, FsSource, Project, load_flags
-from .validation import did_you_mean
 
 _AXIS_LABELS = {"plans": "plans", "tenantSlugs": "tenants", "partnerSlugs": "partners",
                 "environments": "env"}
@@ -76,9 +75,8 @@ def find_flag(root: Path, key: str) -> dict[str, Any]:
         except Exception:  # noqa: BLE001 - git missing or broken: the plain answer still holds
             deleted = None
         if deleted is not None:
-            raise FlagopsError(f'no flag "{key}" in {FLAGS_DIR}/: it was deleted in {deleted["commit"][:SHORT]} '
-                               f'on {when(deleted["date"])} by {deleted["authorEmail"]}; '
-                               f"see flagops history {key}")
-        raise FlagopsError(f'no flag "{key}" in {FLAGS_DIR}/{did_you_mean(key, flags)}',
-                           hint="flagops list shows every flag")
+            raise UnknownFlagError(key, message=f'no flag "{key}" in {FLAGS_DIR}/: it was deleted in '
+                                                f'{deleted["commit"][:SHORT]} on {when(deleted["date"])} by '
+                                                f'{deleted["authorEmail"]}; see flagops history {key}')
+        raise UnknownFlagError(key, flags, hint="flagops list shows every flag")
     return _row(key, flags[key])

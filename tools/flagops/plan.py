@@ -22,16 +22,16 @@ from typing import Any, Iterable, Mapping, Optional, Sequence
 
 import numpy as np
 
-from .errors import FlagopsError, InvalidInputError, UsageError
-from .gitsource import GitSource
-from .history import SHORT, open_repo, semantic_changes
+from .errors import FlagopsError, InvalidInputError, UnknownEnvironmentError, UsageError
+from .git import GitSource, Repository, require_repository
+from .history import SHORT, semantic_changes
 from .loading import FLAG_SUFFIX, FLAGS_DIR, SCHEMA_DIR, TENANTS_DIR, FsSource, Project, Source, load_flags, load_project
 from .impact import EXAMPLES, RISK_ROLLOUT_JUMP, compare
 from .matrix import TenantIndex, normalise_flag
 from .problems import Problem
 from .render import render
 from .schemas import SCHEMA_FILES, Schemas
-from .validation import did_you_mean, flag_problems, validate_project
+from .validation import flag_problems, validate_project
 
 __all__ = ["EnvironmentPlan", "FlagPlan", "Plan", "make_plan", "render_plan",
            "RISK_ROLLOUT_JUMP", "WORKTREE"]
@@ -185,17 +185,12 @@ def make_plan(root: Path, base: str, head: Optional[str] = None, *,
               environments: Optional[Sequence[str]] = None) -> Plan:
     """Plan the change from ``base`` to ``head`` (None: the working tree) at the repository ``root``."""
     root = Path(root)
-    r = open_repo(root)
-    if r is None:
-        raise FlagopsError(f"{root} is not inside a git repository; plan compares git revisions",
-                           hint="run flagops plan from a clone of the flags repository")
-    try:
+    with require_repository(root, "plan compares git revisions",
+                            hint="run flagops plan from a clone of the flags repository") as r:
         return _make_plan(root, r, base, head, environments)
-    finally:
-        r.repo.close()  # ends the persistent git cat-file processes
 
 
-def _make_plan(root: Path, r: Any, base: str, head: Optional[str],
+def _make_plan(root: Path, r: Repository, base: str, head: Optional[str],
                environments: Optional[Sequence[str]]) -> Plan:
     base_source = GitSource(r.repo, base, prefix=r.prefix)
     builtin = Schemas.load(root / SCHEMA_DIR)
@@ -224,8 +219,7 @@ def _make_plan(root: Path, r: Any, base: str, head: Optional[str],
     env_list = list(dict.fromkeys(environments or []))
     for env in env_list:
         if env not in schemas.environments:
-            raise UsageError(f'unknown environment "{env}"{did_you_mean(env, schemas.environments)}; '
-                             f"known: {', '.join(schemas.environments)}")
+            raise UnknownEnvironmentError(env, schemas.environments)
         if env not in head_project.inventories:
             raise UsageError(f'no tenant inventory for "{env}"', hint=f"add tenants/{env}.yaml")
     if not env_list:
@@ -240,15 +234,12 @@ def _make_plan(root: Path, r: Any, base: str, head: Optional[str],
     return Plan(base_source.sha, head_label, plans, base_errors, sorted(broken), head_commit, dirty)
 
 
-def _worktree_head(r: Any) -> tuple[Optional[str], bool]:
+def _worktree_head(r: Repository) -> tuple[Optional[str], bool]:
     """The working tree's HEAD commit, and whether the inputs a plan reads differ from it."""
-    try:
-        sha = r.repo.head.commit.hexsha
-    except ValueError:  # no commit yet
+    sha = r.head()
+    if sha is None:  # no commit yet
         return None, True
-    paths = [f":(top,literal){r.prefix}{name}" for name in (FLAGS_DIR, TENANTS_DIR, SCHEMA_DIR)]
-    status = r.repo.git.status("--porcelain", "--untracked-files=all", "--", *paths)
-    return sha, bool(status.strip())
+    return sha, bool(r.status(*(r.path(name) for name in (FLAGS_DIR, TENANTS_DIR, SCHEMA_DIR))).strip())
 
 
 # --------------------------------------------------------------------------- output

@@ -52,15 +52,16 @@ def command(env: Env, key: str, reason: Optional[str], commit: bool, publish: bo
         return 0
     if (environments or target or endpoint_url) and not publish:
         raise UsageError("--env, --target and --endpoint-url only apply with --publish")
-    from ...edit import commit_file, kill_flag, kill_message, require_git_user
+    from ...edit import kill_flag, kill_message
+    from ...git import commit_paths, require_user
 
     if commit:
-        require_git_user(env.root)  # refuse before writing: no half-done kill
+        require_user(env.root)  # refuse before writing: no half-done kill
     edit = run_edit(kill_flag, env.root, key, reason=reason, yes=yes, verb="killed", expected=KILL_WARNINGS)
     if commit:
         if not edit.changed:
             err("nothing to commit: the flag was already off")
             return 0
-        sha = commit_file(env.root, edit.path, kill_message(key, reason))
+        sha = commit_paths(env.root, [edit.path], kill_message(key, reason))
         err(f"committed {sha[:12]}: {kill_message(key, reason).splitlines()[0]}")
     return 0
