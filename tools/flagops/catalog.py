@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any, Mapping, Optional
 
 from .fsutil import atomic_write
-from .history import open_repo, scan_history
 from .layout import CATALOG, SCHEMA_VERSION, dumps
 from .revision import flags_revision
 
@@ -26,6 +25,8 @@ HISTORY_CAP = 20
 def _history_by_key(root: Path) -> Optional[dict[str, list[dict[str, Any]]]]:
     """Every flag's history, newest first; None outside git (or without a git binary)."""
     import git
+
+    from .history import open_repo, scan_history  # here: git and the history reader only when needed
 
     try:
         r = open_repo(root)
