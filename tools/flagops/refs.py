@@ -343,22 +343,5 @@ def scan(paths: Sequence[str | Path], keys: Iterable[str], *, jobs: Optional[int
     return report
 
 
-def format_text(report: RefsReport) -> str:
-    lines = [f"unreferenced flags ({len(report.unreferenced)}):"]
-    lines += [f"  {k}" for k in report.unreferenced] or ["  none"]
-    lines.append(f"unknown keys ({len(report.unknown)}):")
-    for u in report.unknown:
-        hint = f' (did you mean "{u.suggestion}"?)' if u.suggestion else ""
-        lines.append(f'  {u.path}:{u.line}: "{u.key}" is not a flag{hint}')
-    if not report.unknown:
-        lines.append("  none")
-    lines.append(f"references ({len(report.references)} flags):")
-    for key, locs in report.references.items():
-        shown = ", ".join(f"{loc.path}:{loc.line}" for loc in locs[:3])
-        more = f" +{len(locs) - 3} more" if len(locs) > 3 else ""
-        lines.append(f"  {key}: {shown}{more}")
-    return "\n".join(lines) + "\n"
-
-
-__all__ = ["Location", "RefsReport", "SKIP_DIRS", "SOURCE_SUFFIXES", "Unknown", "format_text",
+__all__ = ["Location", "RefsReport", "SKIP_DIRS", "SOURCE_SUFFIXES", "Unknown",
            "iter_source_files", "scan", "scan_bytes"]

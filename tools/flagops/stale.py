@@ -9,15 +9,14 @@ whatever it serves. Either way the action is the same: remove the flag and the c
 from __future__ import annotations
 
 import datetime as _dt
-import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Mapping, Optional
 
-from .errors import InvalidInputError
+from .git import run_git
 from .loading import FLAGS_DIR, FLAG_SUFFIX, Project
 from .matrix import TenantIndex, enabled_tenants
-from .validation import load_and_validate
+from .validation import require_valid
 
 DEFAULT_DAYS = 90
 
@@ -60,28 +59,18 @@ def served_value(key: str, flag: Mapping[str, Any], indexes: Mapping[str, Tenant
     return Served("mixed", enabled, total)
 
 
-def _git(root: Path, *args: str) -> Optional[str]:
-    """Output of a git command run in ``root``; None outside a repository or without git."""
-    import git
-
-    try:
-        return git.Git(str(root)).execute(["git", *args], strip_newline_in_stdout=False)
-    except (git.GitCommandError, git.GitCommandNotFound, OSError):
-        return None
-
-
 def last_changes(root: Path) -> Optional[dict[str, _dt.datetime]]:
     """When each flag file last changed: ``{key: committer date}``, from one ``git log`` pass.
 
     Files with uncommitted changes (or never committed) count as changed now. None when
     ``root`` is not inside a git repository.
     """
-    if _git(root, "rev-parse", "--is-inside-work-tree") is None:
+    if run_git(root, "rev-parse", "--is-inside-work-tree") is None:
         return None
     now = _dt.datetime.now(_dt.timezone.utc)
     changes: dict[str, _dt.datetime] = {}
     # --relative: paths relative to root even when root is a sub-directory of the repository.
-    log = _git(root, "log", "--format=%x00%ct", "--name-only", "--no-renames", "--relative",
+    log = run_git(root, "log", "--format=%x00%ct", "--name-only", "--no-renames", "--relative",
                "--", FLAGS_DIR)
     when: Optional[_dt.datetime] = None
     for line in (log or "").splitlines():
@@ -92,8 +81,8 @@ def last_changes(root: Path) -> Optional[dict[str, _dt.datetime]]:
             if key and key not in changes:  # newest first: the first sighting is the last change
                 changes[key] = when
     # Porcelain paths are relative to the top of the work tree: strip root's prefix.
-    prefix = (_git(root, "rev-parse", "--show-prefix") or "").strip()
-    status = _git(root, "status", "--porcelain", "--untracked-files=all", "--no-renames", "--", FLAGS_DIR)
+    prefix = (run_git(root, "rev-parse", "--show-prefix") or "").strip()
+    status = run_git(root, "status", "--porcelain", "--untracked-files=all", "--no-renames", "--", FLAGS_DIR)
     for line in (status or "").splitlines():
         path = line[3:].strip().strip('"')
         if prefix and path.startswith(prefix):
@@ -138,15 +127,12 @@ def find_stale(root: Path, *, days: int = DEFAULT_DAYS, now: Optional[_dt.dateti
     today = now.date()
     notes: list[str] = []
     if project is None:
-        project, _, result = load_and_validate(root, today=today)
-        if result.errors:
-            raise InvalidInputError(f"{len(result.errors)} error(s) in the input; fix them first "
-                                    "(flagops validate)", result.problems)
+        project, _, _ = require_valid(root, today=today)
     if changes is None:
         changes = last_changes(root)
     if changes is None:
         notes.append(f"{root} is not a git repository: only expired flags can be found")
-    elif (_git(root, "rev-parse", "--is-shallow-repository") or "").strip() == "true":
+    elif (run_git(root, "rev-parse", "--is-shallow-repository") or "").strip() == "true":
         notes.append("shallow clone: files look changed at its oldest commit; fetch the whole "
                      "history (fetch-depth: 0) for true ages")
     if indexes is None:
@@ -180,30 +166,5 @@ def find_stale(root: Path, *, days: int = DEFAULT_DAYS, now: Optional[_dt.dateti
     return found, notes
 
 
-def _escape_github(value: str, *, prop: bool = False) -> str:
-    value = value.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
-    if prop:
-        value = value.replace(":", "%3A").replace(",", "%2C")
-    return value
-
-
-def format_stale(flags: list[StaleFlag], fmt: str) -> str:
-    """``text`` (one line per flag), ``github`` (workflow annotations) or ``json`` (the contract)."""
-    if fmt == "json":
-        return json.dumps([f.to_dict() for f in flags], indent=2, ensure_ascii=False) + "\n"
-    lines = []
-    for f in flags:
-        path = f"{FLAGS_DIR}/{f.key}{FLAG_SUFFIX}"
-        owner = f.owner or "no owner"
-        if fmt == "github":
-            lines.append(f"::warning file={_escape_github(path, prop=True)},line=1,"
-                         f"title={_escape_github('flagops stale ' + f.key, prop=True)}::"
-                         f"{_escape_github(f'{f.reason} (owner: {owner}); {f.action}')}")
-        else:
-            lines.append(f"{f.key}: {f.reason} (owner: {owner}; since {f.since or '-'})\n"
-                         f"  -> {f.action}")
-    return "\n".join(lines) + ("\n" if lines else "")
-
-
-__all__ = ["DEFAULT_DAYS", "Served", "StaleFlag", "find_stale", "format_stale", "last_changes",
+__all__ = ["DEFAULT_DAYS", "Served", "StaleFlag", "find_stale", "last_changes",
            "served_value"]

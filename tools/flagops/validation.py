@@ -317,6 +317,20 @@ def validate_repository(root: Path, **kwargs: Any) -> Result:
     return load_and_validate(root, **kwargs)[2]
 
 
+def require_valid(root: Path, *, then: str = "fix them first (flagops validate)",
+                  **kwargs: Any) -> tuple[Project, Schemas, Result]:
+    """:func:`load_and_validate`, refusing input with errors (every problem carried for the report).
+
+    ``then`` ends the message: what the refusal means ("nothing was compiled") or what to do.
+    """
+    from .errors import InvalidInputError
+
+    project, schemas, result = load_and_validate(root, **kwargs)
+    if result.errors:
+        raise InvalidInputError(f"{len(result.errors)} error(s) in the input; {then}", result.problems)
+    return project, schemas, result
+
+
 #: Problems in a flag file that an inventory change can cause.
 _REFERENCE_RULES = ("unknown-tenant", "unknown-partner")
 

@@ -34,10 +34,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         code = EXIT_USAGE
     except InvalidInputError as exc:
         if exc.problems:
-            from ..formatters import format_text
             from ..problems import Result
+            from .app import report_problems
 
-            click.echo(format_text(Result(list(exc.problems))), nl=False, err=True)
+            report_problems(Result(list(exc.problems)), "text", stream_summary=False, err_stream=True)
         click.echo(f"error: {exc}", err=True)
         code = exc.exit_code
     except FlagopsError as exc:

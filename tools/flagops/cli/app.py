@@ -74,13 +74,23 @@ def print_json(value: Any) -> None:
     click.echo(json.dumps(value, indent=2, sort_keys=False, ensure_ascii=False))
 
 
-def report_problems(result: Result, fmt: str, *, stream_summary: bool = True) -> None:
-    """Print problems in the chosen format: JSON on stdout, text and github annotations too."""
-    from ..formatters import FORMATTERS, summary
+def report(subject: str, fmt: str, value: Any, **options: Any) -> None:
+    """The requested output on stdout, through the named reporter (:mod:`flagops.reporters`)."""
+    from .. import reporters
 
-    out = FORMATTERS[fmt](result)
+    out = reporters.render(subject, fmt, value, **options)
     if out:
         click.echo(out, nl=False)
+
+
+def report_problems(result: Result, fmt: str, *, stream_summary: bool = True, err_stream: bool = False,
+                    **options: Any) -> None:
+    """Problems in the chosen format (stdout, or stderr with ``err_stream``); the summary on stderr."""
+    from ..reporters.validation import REPORTERS, summary
+
+    out = REPORTERS.render(fmt, result, **options)
+    if out:
+        click.echo(out, nl=False, err=err_stream)
     if stream_summary and fmt != "json":
         err(summary(result))
 

@@ -22,8 +22,8 @@ class Entry(NamedTuple):
 
 
 COMMANDS: dict[str, Entry] = {
-    "bucket-policy": Entry("bucket_policy", "Print the bucket policy that makes only tenant bundles "
-                                            "(<prefix>/*/tenants/*) publicly readable."),
+    "bucket-policy": Entry("bucket_policy", "Print the bucket policy that makes only tenant bundles and heads "
+                                            "publicly readable."),
     "compile": Entry("compile", "Validate, then write one bundle per tenant, a manifest and the rules per "
                                 "environment."),
     "dashboard": Entry("dashboard", "Render a static dashboard: the flags table with search, and one page "
@@ -38,8 +38,8 @@ COMMANDS: dict[str, Entry] = {
     "list": Entry("list", "Every flag: key, state, pct, a one-line scope summary and owner."),
     "new": Entry("new", "Create flags/KEY.yaml with the schema modeline, `off` unless --state says otherwise."),
     "plan": Entry("plan", "Which tenants a change turns on and off, per environment and changed flag."),
-    "publish": Entry("publish", "Publish one environment's bundles: only what changed, the manifest last, "
-                                "race-safe."),
+    "publish": Entry("publish", "Publish one environment: only what the store does not hold yet, the head "
+                                "last, race-safe."),
     "refs": Entry("refs", "Where the code uses each flag, flags no code uses, and keys that are not flags."),
     "restore": Entry("restore", "Bring a killed flag back: the state and pct its killed: block recorded; "
                                 "the block removed."),

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Optional
+from typing import Optional
 
 import click
 
-from ..app import FORMAT_OPTION, TENANTS_HELP, Env, err, only_inventory, pass_env, print_json, terminal_progress
+from ..app import (FORMAT_OPTION, TENANTS_HELP, Env, err, only_inventory, pass_env, report, report_problems,
+                   terminal_progress)
 
 
 @click.command(name="compile")
@@ -31,6 +32,8 @@ def command(env: Env, environments: tuple[str, ...], tenants: Optional[str], out
     """
     from ...compile import compile_project
     from ...errors import FlagopsError
+    from ...problems import Result
+    from ...reporters.compile import summary
 
     out_dir = env.path(out) if out is not None else env.root / "dist"
     if tenants is not None and not environments:
@@ -43,27 +46,8 @@ def command(env: Env, environments: tuple[str, ...], tenants: Optional[str], out
         where = exc.filename or out_dir
         raise FlagopsError(f"cannot write the compiled output to {where}: {exc.strerror or exc}",
                            hint="choose a writable --out directory") from exc
-    for problem in result.validation.warnings:
-        err(f"{problem.path}:{problem.line}:{problem.col}: warning: {problem.message} ({problem.rule})")
-    if fmt == "json":
-        print_json({"out": str(result.out), "environments": [e.to_dict() for e in result.environments]})
-    err(compile_summary(result.environments))
+    report_problems(Result(list(result.validation.warnings)), "text", stream_summary=False, err_stream=True)
+    report("compile", fmt, result)
+    err(summary(result.environments))
     return 0
 
-
-def compile_summary(environments: list[Any]) -> str:
-    """The stderr summary of a compile: one line per environment, then tenants on per flag."""
-    lines = []
-    for e in environments:
-        on = sum(1 for v in e.enabled.values() if v)
-        lines.append(f"{e.environment}: {e.tenants} tenants x {e.flags} flags -> {e.path} "
-                     f"({on} flag(s) on for someone; revision {e.revision or 'none'})")
-    keys = sorted({k for e in environments for k in e.enabled})
-    if keys and environments:
-        headers = ["enabled for", *(e.environment for e in environments)]
-        rows = [[k, *(f"{e.enabled.get(k, 0)}/{e.tenants}" for e in environments)] for k in keys]
-        widths = [max(len(str(r[i])) for r in [headers, *rows]) for i in range(len(headers))]
-        for row in [headers, *rows]:
-            lines.append("  " + "  ".join(str(c).ljust(w) if i == 0 else str(c).rjust(w)
-                                          for i, (c, w) in enumerate(zip(row, widths))))
-    return "\n".join(lines)

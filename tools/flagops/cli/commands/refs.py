@@ -6,12 +6,14 @@ from pathlib import Path
 
 import click
 
-from ..app import FORMAT_OPTION, Env, err, pass_env, print_json
+from ..app import Env, err, pass_env, report
 
 
 @click.command(name="refs")
 @click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
-@FORMAT_OPTION
+@click.option("--format", "fmt", type=click.Choice(["text", "github", "json"]), default="text",
+              show_default=True, help="text: three sections; github: workflow annotations for unknown keys "
+              "and unreferenced flags; json: one document.")
 @click.option("--jobs", type=click.IntRange(min=1), default=None,
               help="Processes to scan with [default: one per CPU for large trees].")
 @click.option("--strict", is_flag=True, help="Exit 1 when a flag is unreferenced or a key is unknown.")
@@ -27,15 +29,12 @@ def command(env: Env, paths: tuple[Path, ...], fmt: str, jobs: int | None, stric
     """
     from ...errors import EXIT_INVALID
     from ...listing import read_flags
-    from ...refs import format_text as format_refs
     from ...refs import scan
+    from ...reporters.refs import summary
 
     keys = sorted(read_flags(env.root))
-    report = scan([str(p) for p in paths], keys, jobs=jobs)
-    if fmt == "json":
-        print_json(report.to_dict())
-    else:
-        click.echo(format_refs(report), nl=False)
-        err(f"{report.files} files scanned: {len(report.references)} of {len(keys)} flags referenced, "
-            f"{len(report.unknown)} unknown key(s)")
-    return EXIT_INVALID if strict and (report.unknown or report.unreferenced) else 0
+    found = scan([str(p) for p in paths], keys, jobs=jobs)
+    report("refs", fmt, found)
+    if fmt != "json":
+        err(summary(found, len(keys)))
+    return EXIT_INVALID if strict and (found.unknown or found.unreferenced) else 0

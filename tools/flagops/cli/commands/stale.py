@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from ...stale import DEFAULT_DAYS
-from ..app import Env, err, pass_env
+from ..app import Env, err, pass_env, report
 
 
 @click.command(name="stale")
@@ -23,14 +23,13 @@ def command(env: Env, days: int, fmt: str, strict: bool) -> int:
     inventory; "unchanged" by the git history of its file (uncommitted edits count as changes).
     """
     from ...errors import EXIT_INVALID
-    from ...stale import find_stale, format_stale
+    from ...reporters.stale import summary
+    from ...stale import find_stale
 
     found, notes = find_stale(env.root, days=days)
     for note in notes:
         err(f"warning: {note}")
-    out = format_stale(found, fmt)
-    if out:
-        click.echo(out, nl=False)
+    report("stale", fmt, found)
     if fmt != "json":
-        err(f"{len(found)} stale flag{'s' * (len(found) != 1)}")
+        err(summary(found))
     return EXIT_INVALID if strict and found else 0

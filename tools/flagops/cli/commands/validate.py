@@ -31,7 +31,6 @@ def command(env: Env, fmt: str, strict: bool, tenants: Optional[str], environmen
     with an empty scope, an ignored scope or pct, a past expiry) exit 0 unless --strict.
     """
     from ...errors import EXIT_INVALID
-    from ...formatters import format_json
     from ...validation import load_and_validate
 
     if tenants is not None and environment is None:
@@ -41,8 +40,6 @@ def command(env: Env, fmt: str, strict: bool, tenants: Optional[str], environmen
         from ...validation import repository_paths, restrict_to
 
         result = restrict_to(result, repository_paths(env.root, [env.path(p) for p in paths]))
-    if fmt == "json":
-        click.echo(format_json(result, strict=strict), nl=False)  # "valid" agrees with the exit code
-    else:
-        report_problems(result, fmt)
+    # In json, "valid" agrees with the exit code: --strict counts warnings there too.
+    report_problems(result, fmt, **({"strict": strict} if fmt == "json" else {}))
     return 0 if result.ok(strict=strict) else EXIT_INVALID
