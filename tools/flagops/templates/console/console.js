@@ -124,8 +124,11 @@
 
   const search = $("#search");
   if (search) {
-    const rows = $$("#flags tbody tr");
-    const live = rows.filter((r) => !r.hasAttribute("data-deleted"));
+    const tbody = $("#flags tbody");
+    const live = $$("#flags tbody tr").filter((r) => !r.hasAttribute("data-deleted"));
+    // Deleted flags: rows kept aside, shown only while a search finds them.
+    const deleted = new Map([...$$("#flags tbody tr[data-deleted]"),
+      ...Array.from($("#deleted-rows").content.querySelectorAll("tr"))].map((r) => [r.dataset.key, r]));
     let sequence = 0;
     const apply = async () => {
       const query = search.value.trim();
@@ -140,13 +143,14 @@
         tenants = data.tenants;
       }
       let shown = 0;
-      for (const row of rows) {
-        const deleted = row.hasAttribute("data-deleted");
-        const visible = keys === null ? !deleted : keys.has(row.dataset.key);
-        row.hidden = !visible;
-        if (visible && !deleted) shown += 1;
+      for (const row of live) {
+        row.hidden = keys !== null && !keys.has(row.dataset.key);
+        if (!row.hidden) shown += 1;
       }
-      const extra = keys === null ? 0 : rows.filter((r) => r.hasAttribute("data-deleted") && !r.hidden).length;
+      let extra = 0;
+      for (const [key, row] of deleted) {
+        if (keys !== null && keys.has(key)) { tbody.append(row); extra += 1; } else row.remove();
+      }
       $("#count").textContent = `${shown} of ${live.length} flags` + (extra ? ` (+${extra} deleted)` : "");
       $("#no-match").hidden = shown + extra > 0;
       const banner = $("#tenant-banner");
@@ -167,7 +171,7 @@
       if (event.key === "Enter") {
         event.preventDefault();
         Promise.resolve(later.flush() || null).then(() => {
-          const visible = rows.filter((r) => !r.hidden);
+          const visible = $$("#flags tbody tr").filter((r) => !r.hidden);
           if (visible.length === 1) go(visible[0].dataset.key);
         });
       }
