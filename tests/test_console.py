@@ -204,6 +204,13 @@ def _shot(page: Any, name: str) -> None:
     page.screenshot(path=str(ARTIFACTS / f"console-{name}.png"), full_page=True)
 
 
+def _until(page: Any, done: Any, timeout: float = 5.0) -> None:
+    """Let the page run until ``done()`` (a Python-side event such as a dialog) is true."""
+    deadline = time.monotonic() + timeout
+    while not done() and time.monotonic() < deadline:
+        page.wait_for_timeout(20)
+
+
 def _reach(flag: dict[str, Any], env: str) -> str:
     tenants = TENANTS[env]
     return f"{sum(evaluate(flag, t, env) for t in tenants)} of {len(tenants)}"
@@ -347,7 +354,7 @@ def test_edit_with_live_preview_diff_and_save(page: Any, clone: tuple[Path, Path
     dialogs: list[str] = []
     page.once("dialog", lambda d: (dialogs.append(d.type), d.dismiss()))
     page.locator("nav.crumbs a").click(no_wait_after=True)
-    page.wait_for_function("() => true")  # a round trip: the dialog event has been delivered
+    _until(page, lambda: dialogs)
     assert dialogs == ["beforeunload"]
     expect(page.locator("#dirty")).to_be_visible()
     assert page.url.endswith("/flags/chat_beta")
@@ -446,7 +453,7 @@ def test_new_and_delete(page: Any, clone: tuple[Path, Path]) -> None:
     messages: list[str] = []
     page.once("dialog", lambda d: (messages.append(d.message), d.dismiss()))
     page.get_by_test_id("delete-flag").click()
-    page.wait_for_function("() => true")
+    _until(page, lambda: messages)
     assert messages == ["Delete legacy_pop3? It is still on for 11 tenants."]
     assert (root / "flags" / "legacy_pop3.yaml").exists()
     page.once("dialog", lambda d: d.accept())
