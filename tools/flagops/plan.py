@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Optional, Sequence
@@ -26,10 +25,9 @@ from .errors import FlagopsError, InvalidInputError, UnknownEnvironmentError, Us
 from .git import GitSource, Repository, require_repository
 from .history import SHORT, semantic_changes
 from .loading import FLAG_SUFFIX, FLAGS_DIR, SCHEMA_DIR, TENANTS_DIR, FsSource, Project, Source, load_flags, load_project
-from .impact import EXAMPLES, RISK_ROLLOUT_JUMP, compare
+from .impact import RISK_ROLLOUT_JUMP, compare
 from .matrix import TenantIndex, normalise_flag
 from .problems import Problem
-from .render import render
 from .schemas import SCHEMA_FILES, Schemas
 from .validation import flag_problems, validate_project
 
@@ -245,43 +243,8 @@ def _worktree_head(r: Repository) -> tuple[Optional[str], bool]:
 # --------------------------------------------------------------------------- output
 
 
-#: GitHub refuses comments longer than 65,536 characters; the markdown stays below this.
-COMMENT_LIMIT = 60_000
-#: Where the workflow uploads the full JSON plan.
-ARTIFACT = "flagops-plan"
+def render_plan(plan: Plan, fmt: str = "text", **options: Any) -> str:
+    """The plan as ``json`` (the contract), ``text`` or ``markdown`` (see :mod:`flagops.reporters.plan`)."""
+    from . import reporters
 
-
-def _artifact_link() -> Optional[str]:
-    """This run's page (its artifacts are listed there) inside GitHub Actions, else None."""
-    parts = [os.environ.get(name) for name in ("GITHUB_SERVER_URL", "GITHUB_REPOSITORY", "GITHUB_RUN_ID")]
-    return f"{parts[0]}/{parts[1]}/actions/runs/{parts[2]}" if all(parts) else None
-
-
-def render_plan(plan: Plan, fmt: str = "text", *, limit: int = COMMENT_LIMIT) -> str:
-    """The plan as ``json`` (the contract), ``text`` or ``markdown`` (a pull-request comment).
-
-    The markdown stays under ``limit`` characters: past it, each environment's table shows its
-    first flags and "… and N more flags", and a note points at the full JSON plan.
-    """
-    if fmt == "json":
-        return json.dumps(plan.to_dict(), indent=2, ensure_ascii=False) + "\n"
-    if fmt == "text":
-        return render("plan.txt.j2", plan=plan, examples=EXAMPLES)
-    if fmt != "markdown":
-        raise UsageError(f'unknown format "{fmt}"; use text, markdown or json')
-
-    def markdown(rows: Optional[int]) -> str:
-        return render("plan.md.j2", plan=plan, examples=EXAMPLES, rows=rows, artifact=ARTIFACT,
-                      artifact_link=_artifact_link())
-
-    text = markdown(None)
-    if len(text) <= limit:
-        return text
-    low, high = 0, max((len(p.flags) for p in plan.environments.values()), default=0)
-    while low < high:  # the most rows per table that still fit
-        middle = (low + high + 1) // 2
-        if len(markdown(middle)) <= limit:
-            low = middle
-        else:
-            high = middle - 1
-    return markdown(low)
+    return reporters.render("plan", fmt, plan, **options)

@@ -6,7 +6,7 @@ from typing import Optional
 
 import click
 
-from ..app import FORMAT_OPTION, Env, err, pass_env, print_json
+from ..app import FORMAT_OPTION, Env, err, pass_env, report
 
 
 @click.command(name="history")
@@ -20,16 +20,16 @@ from ..app import FORMAT_OPTION, Env, err, pass_env, print_json
 def command(env: Env, key: Optional[str], limit: Optional[int], since: Optional[str], fmt: str) -> int:
     """Every commit that changed flags/KEY.yaml (every flag without KEY), newest first.
 
-    Each entry names the commit, its author and the semantic change of the flag: fields
-    before and after (state, pct, description, owner, expires, each scope axis), not a
-    text diff. A change that only reformats the file is marked as such.
+    Each entry names the time (UTC), the short commit hash, the author's e-mail and the
+    semantic change of the flag: fields before and after (state, pct, description, owner,
+    expires, each scope axis), not a text diff; an old version that does not parse is shown
+    as unparseable. A change that only reformats the file is marked as such.
 
     \b
-    2026-10-09  carol@dezky.eu  pct 30 -> 60  "jmap: 60%"
+    2026-10-09 10:00 UTC  1a2b3c4d5e6f  carol@dezky.eu  pct 30 -> 60  "jmap: 60%"
     """
     from ...errors import FlagopsError
     from ...history import flag_history
-    from ...render import render
 
     shallow: list[FlagopsError] = []
     # A shallow clone still answers with what it holds; stderr says what is missing.
@@ -38,13 +38,9 @@ def command(env: Env, key: Optional[str], limit: Optional[int], since: Optional[
         err(f"warning: {problem.message}; showing the {len(entries)} change(s) this clone holds")
         if problem.hint:
             err(f"hint: {problem.hint}")
-    if fmt == "json":
-        print_json(entries)
-        return 0
     what = f'"{key}"' if key else "any flag"
-    click.echo(render("history.txt.j2", entries=entries, show_key=key is None,
-                      empty_message=f"no commit changed {what}" + (f" since {since}" if since else "")),
-               nl=False)
+    report("history", fmt, entries, show_key=key is None,
+           empty_message=f"no commit changed {what}" + (f" since {since}" if since else ""))
     if entries and limit is not None and len(entries) == limit:
         err(f"showing the newest {limit} entries (--limit)")
     return 0

@@ -6,7 +6,7 @@ from typing import Optional
 
 import click
 
-from ..app import Env, err, pass_env
+from ..app import Env, err, pass_env, report
 
 
 @click.command(name="plan")
@@ -32,13 +32,13 @@ def command(env: Env, base: str, head: Optional[str], environments: tuple[str, .
     flags counted as off (a warning says so). The markdown stays under GitHub's comment limit.
     """
     from ...errors import EXIT_INVALID
-    from ...plan import make_plan, render_plan
+    from ...plan import make_plan
 
     result = make_plan(env.root, base, head, environments=environments)
     if result.base_problems:
         err(f"warning: the base has {len(result.base_problems)} validation error(s); its invalid flags "
             f"({', '.join(result.invalid_base_flags) or 'none'}) count as off for every tenant")
-    click.echo(render_plan(result, fmt), nl=False)
+    report("plan", fmt, result)
     for environment, key, message in result.risks:
         err(f"risk: {key} in {environment}: {message}")
     if fail_on_risk and result.risks:
