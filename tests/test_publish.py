@@ -188,6 +188,7 @@ def test_first_publish_uploads_everything_then_a_rerun_nothing(flagops, project,
     assert summary["previousRevision"] == summary["revision"]
 
 
+@pytest.mark.parametrize("target", ["file"], indirect=True)  # the S3 store: the tests around
 def test_one_flag_change_uploads_only_the_flipped_bundles(flagops, project, target, tmp_path):
     cli_publish(flagops, project, target, project.compile(tmp_path / "v1"))
     before = dict(project.flags["alpha"])
@@ -203,6 +204,7 @@ def test_one_flag_change_uploads_only_the_flipped_bundles(flagops, project, targ
     assert_matches(target, out)
 
 
+@pytest.mark.parametrize("target", ["file"], indirect=True)  # the S3 store: the tests around
 def test_a_removed_tenant_bundle_is_deleted(flagops, project, target, tmp_path):
     cli_publish(flagops, project, target, project.compile(tmp_path / "v1"))
     project.set_tenants(tenant_list(skip=("tenant-07",)))
@@ -233,6 +235,7 @@ def test_objects_are_json_with_the_configured_cache_control(flagops, project, s3
     assert "p/catalog.json" not in {o["Key"] for o in s3_bucket.client.list_objects_v2(Bucket=s3_bucket)["Contents"]}
 
 
+@pytest.mark.parametrize("target", ["file"], indirect=True)  # the S3 store: the tests around
 def test_dry_run_writes_nothing(flagops, project, target, tmp_path):
     out = project.compile(tmp_path / "dist")
     run, summary = cli_publish(flagops, project, target, out, "--dry-run")
@@ -263,6 +266,7 @@ def test_publish_without_from_compiles_the_repository(flagops, project, tmp_path
     assert_matches(Target(root.as_uri(), FileStore(root), ""), project.compile(tmp_path / "check"))
 
 
+@pytest.mark.parametrize("target", ["file"], indirect=True)  # the S3 store: the tests around
 def test_an_older_revision_is_refused_and_rollback_restores_it(flagops, project, target, tmp_path):
     v1 = project.compile(tmp_path / "v1")
     sha1 = project.git.head.commit.hexsha
@@ -291,6 +295,7 @@ def test_an_older_revision_is_refused_and_rollback_restores_it(flagops, project,
     assert target.manifest()["revision"] == sha2
 
 
+@pytest.mark.parametrize("target", ["file"], indirect=True)  # the S3 store: the tests around
 def test_allow_rollback_publishes_an_older_revision(flagops, project, target, tmp_path):
     v1 = project.compile(tmp_path / "v1")
     project.set_flag({**FLAGS["beta"], "state": "off"})
@@ -301,6 +306,7 @@ def test_allow_rollback_publishes_an_older_revision(flagops, project, target, tm
     assert_matches(target, v1)
 
 
+@pytest.mark.parametrize("target", ["file"], indirect=True)  # the S3 store: the tests around
 def test_unknown_and_diverged_remote_revisions_are_refused(flagops, project, target, tmp_path):
     other = Project(tmp_path / "other")
     for flag in FLAGS.values():
@@ -445,7 +451,8 @@ class HeadWatcher:
             assert order.index(manifest_revision) >= order.index(head.revision)
 
 
-@pytest.mark.parametrize("crash_after, then", [(1, "rerun"), (17, "revert")])
+@pytest.mark.parametrize("target, crash_after, then", [("file", 1, "rerun"), ("s3", 1, "rerun"),
+                                                     ("s3", 17, "revert")], indirect=["target"])
 def test_a_killed_publish_never_names_a_missing_bundle_and_the_kill_is_out_first(project, target, tmp_path,
                                                                                   crash_after, then):
     v1 = project.compile(tmp_path / "v1")
@@ -510,6 +517,7 @@ def test_the_kill_head_is_in_the_store_before_the_first_bundle(project, target, 
     assert_matches(target, v2)
 
 
+@pytest.mark.parametrize("target", ["file"], indirect=True)  # the S3 store: the tests around
 def test_a_publish_that_changes_nothing_leaves_the_head_alone_but_repairs_a_wrong_one(project, target, tmp_path):
     out = project.compile(tmp_path / "dist")
     publish_environment(out, ENV, target.store, target.prefix, root=project.root)
@@ -597,6 +605,7 @@ def test_a_store_ignoring_conditional_writes_is_detected(project, tmp_path):
     assert_matches(Target(store.url, store, ""), out)
 
 
+@pytest.mark.parametrize("target", ["file"], indirect=True)  # the S3 store: the tests around
 def test_no_conditional_writes_says_so(flagops, project, target, tmp_path):
     out = project.compile(tmp_path / "dist")
     run = flagops("publish", "--env", ENV, "--target", target.url, "--from", str(out), "--no-conditional-writes",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import mimetypes
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 from .errors import UsageError
 from .head import HEAD

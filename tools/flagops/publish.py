@@ -28,10 +28,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator, Optional
 
-from .bucket import DASHBOARD_DIR, bucket_policy, publish_directory
+from .bucket import bucket_policy, publish_directory
 from .delta import Delta, plan_delta
 from .errors import (ConditionalWritesUnsupported, FlagopsError, LockLost, PreconditionFailed, PublishError, PublishIncomplete,
-                     PublishInProgress, RaceLostError, RollbackRefused, StorageError, UsageError)
+                     PublishInProgress, RaceLostError, RollbackRefused, StorageError)
 from .head import HEAD, Head, parse_head, utc_now
 from .layout import BUNDLES_DIR, MANIFEST
 from .lock import DEFAULT_LOCK_TTL, LOCK, PublishLock
@@ -418,10 +418,11 @@ def compile_to(root: Path, environment: str, out: Path, *, cwd: Optional[Path] =
 def rollback(root: Path, environment: str, rev: str, store: ObjectStore, prefix: str, *,
              options: Optional[PublishOptions] = None, target: Optional[str] = None) -> PublishResult:
     """Compile revision ``rev`` of the repository at ``root`` and publish it, rollback allowed."""
-    from .revision_guard import checkout_of
+    from .git import require_repository, worktree
 
     options = PublishOptions(**{**(options or PublishOptions()).__dict__, "allow_rollback": True})
-    with checkout_of(root, rev) as (checkout, tmp):
+    with require_repository(root, "rollback compiles a revision from git") as repo, \
+            worktree(repo, rev, label="rollback") as (checkout, tmp):
         out = tmp / "out"
         compile_to(checkout, environment, out)
         return publish_environment(out, environment, store, prefix, root=root, options=options, target=target)

@@ -1,18 +1,13 @@
-"""The rollback guard: a publish never replaces the published revision with an older or unrelated one.
-
-Also the temporary checkout of a revision that ``rollback`` compiles.
-"""
+"""The rollback guard: a publish never replaces the published revision with an older or unrelated one."""
 
 from __future__ import annotations
 
-import contextlib
-import tempfile
 from pathlib import Path
-from typing import Iterator, Optional
+from typing import Optional
 
-from .errors import RollbackRefused, UsageError
+from .errors import RollbackRefused
 
-__all__ = ["check_revision", "checkout_of"]
+__all__ = ["check_revision"]
 
 
 def _base(revision: str) -> str:
@@ -69,33 +64,3 @@ def check_revision(root: Path, local: Optional[str], remote: Optional[str], *, e
                               hint="merge or rebase onto the published revision, or pass --allow-rollback")
 
 
-
-@contextlib.contextmanager
-def checkout_of(root: Path, rev: str) -> Iterator[tuple[Path, Path]]:
-    """A detached worktree of ``rev`` (its files exactly, with git metadata so the revision is REV's sha).
-
-    Yields (the flagops root inside the checkout, a scratch directory), both removed afterwards.
-    """
-    import git
-
-    try:
-        repo = git.Repo(root, search_parent_directories=True)
-    except (git.InvalidGitRepositoryError, git.NoSuchPathError) as exc:
-        raise UsageError(f"{root} is not a git repository; rollback compiles a revision from git") from exc
-    try:
-        commit = repo.commit(rev)
-    except (ValueError, git.BadName, git.BadObject) as exc:
-        raise UsageError(f'"{rev}" is not a commit of this repository',
-                         hint="fetch it first (git fetch origin), or check the name with git log") from exc
-    work_tree = Path(repo.working_tree_dir or root).resolve()
-    try:
-        inner = Path(root).resolve().relative_to(work_tree)
-    except ValueError:
-        inner = Path(".")
-    with tempfile.TemporaryDirectory(prefix="flagops-rollback-") as tmp:
-        checkout = Path(tmp) / "tree"
-        repo.git.worktree("add", "--detach", str(checkout), commit.hexsha)
-        try:
-            yield checkout / inner, Path(tmp)
-        finally:
-            repo.git.worktree("remove", "--force", str(checkout))
