@@ -468,6 +468,11 @@ def main(argv: Optional[list[str]] = None) -> int:
         import bench_ts_client  # noqa: E402
         print()
         print(bench_ts_client.report(quick=args.quick))
+    if not (args.compile_only or args.sizes):  # a whole flagops process (bench_startup.py)
+        import bench_startup  # noqa: E402
+
+        print()
+        print(bench_startup.report(runs=10 if args.quick else 20))
     if not (args.no_publish or args.compile_only):  # propagation: head, kill fast path, snapshot
         import bench_propagation
 
