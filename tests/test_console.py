@@ -392,9 +392,24 @@ def test_invalid_edit_is_refused_and_writes_nothing(page: Any, clone: tuple[Path
     tenants.press("Enter")
     expect(page.get_by_test_id("preview-production")).to_contain_text("0 of 8 → 1 of 8")
     expect(page.get_by_test_id("preview-staging")).to_contain_text("0 of 3 tenants")
+    # A partner chip (its tenants join), then taken back with Backspace; an environment chip.
+    partners = page.get_by_test_id("chip-partnerSlugs")
+    partners.fill("nordcloud")
+    partners.press("Enter")
+    expect(page.get_by_test_id("preview-production")).to_contain_text("0 of 8 → 0 of 8")  # every axis must match
+    partners.press("Backspace")
+    envs = page.get_by_test_id("chip-environments")
+    envs.fill("production")
+    envs.press("Enter")
+    page.locator("#owner").fill("search-team@example.eu")
+    page.locator("#expires").fill("2027-03-31")
+    expect(page.locator("#diff")).to_contain_text("+owner: search-team@example.eu")
+    expect(page.get_by_test_id("preview-production")).to_contain_text("0 of 8 → 1 of 8")
     page.get_by_test_id("save").click()
     expect(page.locator("#propose-result")).to_contain_text("Saved")
-    assert "tenantSlugs: [gamma-oy]" in _flag(root, "search_v2") and "state: targeted" in _flag(root, "search_v2")
+    text = _flag(root, "search_v2")
+    assert "tenantSlugs: [gamma-oy]" in text and "state: targeted" in text and "environments: [production]" in text
+    assert "owner: search-team@example.eu" in text and "expires: 2027-03-31" in text and "partner" not in text
 
 
 def test_risky_change_shows_risk_and_needs_a_second_look(page: Any, clone: tuple[Path, Path]) -> None:
