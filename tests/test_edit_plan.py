@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from flagops.plan import make_plan, render_plan
+from flagops.plan import make_plan
+from flagops.reporters import render as report
 from test_history import ALICE, GitRepo
 from test_plan import tenants_yaml
 
@@ -28,12 +29,12 @@ def crowded(tmp_path_factory: pytest.TempPathFactory) -> GitRepo:
 
 def test_a_long_plan_is_capped_with_the_rest_counted(crowded: GitRepo, monkeypatch) -> None:
     plan = make_plan(crowded.root, "HEAD")
-    full = render_plan(plan, "markdown", limit=10**9)
+    full = report("plan", "markdown", plan, limit=10**9)
     assert len(full) > 65_536  # too long for one GitHub comment
     monkeypatch.setenv("GITHUB_SERVER_URL", "https://github.com")
     monkeypatch.setenv("GITHUB_REPOSITORY", "dezky/flags")
     monkeypatch.setenv("GITHUB_RUN_ID", "42")
-    md = render_plan(plan, "markdown")
+    md = report("plan", "markdown", plan)
     assert len(md) <= 60_000 and md.startswith("<!-- flagops-plan -->\n")
     rows = [line for line in md.splitlines() if line.startswith("| `")]
     shown = len(rows) // 2
@@ -42,8 +43,8 @@ def test_a_long_plan_is_capped_with_the_rest_counted(crowded: GitRepo, monkeypat
         assert f"### {env} (" in md
     assert md.count(f"| … and {120 - shown} more flags |") == 2
     assert "workflow artifact `flagops-plan` of [this run](https://github.com/dezky/flags/actions/runs/42)" in md
-    assert render_plan(plan, "markdown", limit=len(full)) == full  # a plan that fits is whole
-    data = json.loads(render_plan(plan, "json"))  # the artifact: every flag
+    assert report("plan", "markdown", plan, limit=len(full)) == full  # a plan that fits is whole
+    data = json.loads(report("plan", "json", plan))  # the artifact: every flag
     assert len(data["environments"]["production"]["flags"]) == 120
 
 
@@ -51,12 +52,12 @@ def test_the_header_names_the_head_commit(crowded: GitRepo, tmp_path: Path) -> N
     head = crowded.git("rev-parse", "HEAD").strip()
     dirty = make_plan(crowded.root, "HEAD")
     assert (dirty.head, dirty.head_commit, dirty.dirty) == ("worktree", head, True)
-    md = render_plan(dirty, "markdown")
+    md = report("plan", "markdown", dirty)
     assert f"→ head `{head[:12]}-dirty` (the working tree, with uncommitted changes)" in md
     assert "`worktree`" not in md
-    assert f"-> head {head[:12]}-dirty (the working tree" in render_plan(dirty, "text")
+    assert f"-> head {head[:12]}-dirty (the working tree" in report("plan", "text", dirty)
     committed = make_plan(crowded.root, "HEAD", "HEAD")
     assert committed.head_label == head[:12] and not committed.dirty
-    assert f"→ head `{head[:12]}`:" in render_plan(committed, "markdown")
-    data = json.loads(render_plan(dirty, "json"))
+    assert f"→ head `{head[:12]}`:" in report("plan", "markdown", committed)
+    data = json.loads(report("plan", "json", dirty))
     assert (data["head"], data["headCommit"], data["dirty"]) == ("worktree", head, True)

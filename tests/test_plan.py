@@ -10,7 +10,8 @@ import pytest
 from flagops.errors import FlagopsError
 from flagops_client.evaluation import evaluate
 from flagops.loading import parse_yaml
-from flagops.plan import make_plan, render_plan
+from flagops.plan import make_plan
+from flagops.reporters import render as report
 from test_history import ALICE, BOB, CAROL, GitRepo
 
 PLANS = ["free", "starter", "business", "enterprise"]
@@ -240,7 +241,7 @@ def test_plan_uses_the_head_inventories(tmp_path: Path) -> None:
     plan = make_plan(g.root, "HEAD")
     (entry,) = plan.environments["production"].flags
     assert entry.turned_on == ["p-t015"] and entry.tenant_count == 20
-    assert "| `beta` |" in render_plan(plan, "markdown")
+    assert "| `beta` |" in report("plan", "markdown", plan)
 
 
 def test_outside_git_is_an_error(repo) -> None:

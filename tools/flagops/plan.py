@@ -31,7 +31,7 @@ from .problems import Problem
 from .schemas import SCHEMA_FILES, Schemas
 from .validation import flag_problems, validate_project
 
-__all__ = ["EnvironmentPlan", "FlagPlan", "Plan", "make_plan", "render_plan",
+__all__ = ["EnvironmentPlan", "FlagPlan", "Plan", "make_plan",
            "RISK_ROLLOUT_JUMP", "WORKTREE"]
 
 WORKTREE = "worktree"
@@ -238,13 +238,3 @@ def _worktree_head(r: Repository) -> tuple[Optional[str], bool]:
     if sha is None:  # no commit yet
         return None, True
     return sha, bool(r.status(*(r.path(name) for name in (FLAGS_DIR, TENANTS_DIR, SCHEMA_DIR))).strip())
-
-
-# --------------------------------------------------------------------------- output
-
-
-def render_plan(plan: Plan, fmt: str = "text", **options: Any) -> str:
-    """The plan as ``json`` (the contract), ``text`` or ``markdown`` (see :mod:`flagops.reporters.plan`)."""
-    from . import reporters
-
-    return reporters.render("plan", fmt, plan, **options)
