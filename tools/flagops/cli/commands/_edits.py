@@ -20,6 +20,7 @@ if TYPE_CHECKING:
 #: Warnings a kill causes on purpose (the scope and pct are kept for turning the flag back on).
 KILL_WARNINGS = ("ignored-scope", "ignored-pct")
 
+DRY_RUN_OPTION = click.option("--dry-run", is_flag=True, help="Validate and show the blast radius; write nothing.")
 YES_OPTION = click.option("--yes", "-y", is_flag=True,
                           help="Make a risky change without asking (every tenant of an environment, a "
                                "rollout move of more than 50 points, deleting a flag that is still on).")

@@ -5,12 +5,12 @@ from __future__ import annotations
 import click
 
 from ..app import Env, err, pass_env
-from ._edits import YES_OPTION, run_edit
+from ._edits import DRY_RUN_OPTION, YES_OPTION, run_edit
 
 
 @click.command(name="delete")
 @click.argument("key")
-@click.option("--dry-run", is_flag=True, help="Show what turns off; remove nothing.")
+@DRY_RUN_OPTION
 @YES_OPTION
 @pass_env
 def command(env: Env, key: str, dry_run: bool, yes: bool) -> int:

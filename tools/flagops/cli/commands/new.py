@@ -7,7 +7,7 @@ from typing import Any, Optional
 import click
 
 from ..app import Env, err, pass_env
-from ._edits import YES_OPTION, change_from, run_edit, scope_options
+from ._edits import DRY_RUN_OPTION, YES_OPTION, change_from, run_edit, scope_options
 
 
 @click.command(name="new")
@@ -18,7 +18,7 @@ from ._edits import YES_OPTION, change_from, run_edit, scope_options
 @click.option("--state", type=click.Choice(["off", "on", "targeted", "rollout"]), help="[default: off]")
 @click.option("--pct", type=click.IntRange(0, 100), help="Rollout percentage, 0..100 (with --state rollout).")
 @scope_options
-@click.option("--dry-run", is_flag=True, help="Validate and show the blast radius; write nothing.")
+@DRY_RUN_OPTION
 @YES_OPTION
 @pass_env
 def command(env: Env, key: str, description: str, owner: Optional[str], expires: Optional[str],

@@ -7,7 +7,7 @@ from typing import Any, Optional
 import click
 
 from ..app import Env, err, pass_env
-from ._edits import YES_OPTION, change_from, run_edit, scope_options
+from ._edits import DRY_RUN_OPTION, YES_OPTION, change_from, run_edit, scope_options
 
 
 @click.command(name="set")
@@ -18,7 +18,7 @@ from ._edits import YES_OPTION, change_from, run_edit, scope_options
 @click.option("--description", help="New description.")
 @click.option("--owner", help='New owner ("" removes it).')
 @click.option("--expires", metavar="YYYY-MM-DD", help='New expiry date ("" removes it).')
-@click.option("--dry-run", is_flag=True, help="Validate and show the blast radius; write nothing.")
+@DRY_RUN_OPTION
 @YES_OPTION
 @pass_env
 def command(env: Env, key: str, state: Optional[str], pct: Optional[int], description: Optional[str],
