@@ -97,8 +97,8 @@ def test_s3_publish_with_endpoint_from_environment_from_elsewhere_and_dry_run(pr
         obj = client.get_object(Bucket=s3_bucket, Key=f"flags/production/{rel}")
         assert obj["Body"].read() == data
         assert obj["ContentType"] == "application/json" and obj["CacheControl"] == "max-age=60"
-    assert client.get_object(Bucket=s3_bucket, Key="flags/catalog.json")["Body"].read() == \
-        (elsewhere / "catalog.json").read_bytes()
+    assert client.get_object(Bucket=s3_bucket, Key="flags/production/catalog.json")["Body"].read() == \
+        (elsewhere / "catalog.json").read_bytes()  # the catalog is per environment
 
     def remote() -> dict[str, str]:
         return {o["Key"]: o["ETag"] for o in client.list_objects_v2(Bucket=s3_bucket).get("Contents", [])}
@@ -160,7 +160,8 @@ def test_bucket_policy_is_json_opening_only_bundles(project: Path) -> None:
     policy = json.loads(proc.stdout)
     [statement] = policy["Statement"]
     assert statement["Action"] == "s3:GetObject" and statement["Principal"] == "*"
-    assert statement["Resource"] == "arn:aws:s3:::flag-bundles/flags/*/tenants/*"
+    assert statement["Resource"] == ["arn:aws:s3:::flag-bundles/flags/*/tenants/*",
+                                     "arn:aws:s3:::flag-bundles/flags/*/head.json"]
 
 
 def test_dashboard_publish_mirrors_the_site(project: Path, tmp_path: Path) -> None:
