@@ -17,11 +17,11 @@ from pathlib import Path
 from typing import Any, Mapping, Optional
 
 import numpy as np
-from flagops_client.evaluation import AXES
+from flagops_client.evaluation import AXES, STATES
 
-from ..errors import FlagopsError
-from ..edit import flag_rel
 from ..dashboard import expiry_status
+from ..edit import flag_rel
+from ..errors import FlagopsError
 from ..history import flag_history, when
 from ..impact import Repository
 from ..listing import scope_summary
@@ -33,7 +33,6 @@ from ..validation import validate_project
 
 __all__ = ["Workspace", "Snapshot", "STATES"]
 
-STATES = ("off", "on", "targeted", "rollout")
 #: Tenant slugs offered by the completion, at most.
 COMPLETIONS = 20
 
@@ -293,18 +292,14 @@ class Workspace:
 
     @staticmethod
     def _deleted_row(key: str, entries: list[dict[str, Any]]) -> dict[str, Any]:
-        last_version = next((e for e in entries if e["action"] != "deleted"), None)
-        description = ""
-        owner = ""
-        if last_version is not None:
-            for change in last_version["changes"]:
-                if change["field"] == "description" and change["after"]:
-                    description = str(change["after"])
-                if change["field"] == "owner" and change["after"]:
-                    owner = str(change["after"])
-        return {"key": key, "description": description, "owner": owner, "state": "deleted", "pct": 0,
-                "scope": "", "scope_axes": {axis: [] for axis in AXES}, "killed": None, "last": entries[0],
-                "deleted": True}
+        """The flag as it last was, replayed from its history (oldest first)."""
+        fields: dict[str, Any] = {}
+        for entry in reversed(entries):
+            for change in entry["changes"]:
+                fields[change["field"]] = change["before" if entry["action"] == "deleted" else "after"]
+        return {"key": key, "description": str(fields.get("description") or ""),
+                "owner": str(fields.get("owner") or ""), "state": "deleted", "pct": 0, "scope": "",
+                "scope_axes": {axis: [] for axis in AXES}, "killed": None, "last": entries[0], "deleted": True}
 
     def _history(self, notes: list[str]) -> dict[str, list[dict[str, Any]]]:
         try:
