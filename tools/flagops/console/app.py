@@ -245,16 +245,20 @@ def serve(root: Path, *, host: str = "127.0.0.1", port: int = 8450, open_browser
     remote = not is_loopback(host)
     app = create_app(root, token=token if remote else None, remote=remote)
     shown = f"[{host}]" if ":" in host else host
-    url = f"http://{shown}:{port}/" + (f"?token={token}" if remote else "")
     server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning",
                                            server_header=False, date_header=False))
 
     def ready() -> None:
+        bound = port
+        for listening in getattr(server, "servers", []):  # --port 0: the port the system chose
+            for sock in listening.sockets:
+                bound = sock.getsockname()[1]
+        url = f"http://{shown}:{bound}/" + (f"?token={token}" if remote else "")
         announce(f"flagops console on {url} (Ctrl-C stops it)")
         if open_browser:
             webbrowser.open(url)
 
-    threading.Timer(0.0, lambda: _when_started(server, ready)).start()
+    threading.Thread(target=_when_started, args=(server, ready), daemon=True).start()
     server.run()
 
 
