@@ -85,14 +85,14 @@ class Console:
             deleted = next((r for r in snap.deleted if r["key"] == key), None)
             if deleted is None:
                 return self._page("missing.html.j2", status=404, title=key, key=key)
-            return self._page("flag.html.j2", title=key, row=deleted, history=history, text="", base="",
+            return self._page("flag.html.j2", title=key, row=deleted, history=history, base="",
                               schema=None, problems=[])
         path = self.root / flag_rel(key)
-        text = path.read_text(encoding="utf-8") if path.is_file() else ""
+        text = path.read_text(encoding="utf-8", errors="replace") if path.is_file() else ""
         schemas = snap.repository.schemas
         schema = {"states": STATES, "plans": schemas.plans, "environments": schemas.environments,
                   "partners": snap.partners()}
-        return self._page("flag.html.j2", title=key, row=row, history=history, text=text, base=digest(text),
+        return self._page("flag.html.j2", title=key, row=row, history=history, base=digest(text),
                           schema=schema, problems=snap.problems_of(key))
 
     def asset(self, request: Request) -> Response:
@@ -110,17 +110,13 @@ class Console:
     def tenants(self, request: Request) -> Response:
         return JSONResponse(self.workspace.snapshot().complete_tenants(request.query_params.get("q", "")))
 
-    def status(self, request: Request) -> Response:
-        snap = self.workspace.snapshot()
-        return JSONResponse({"pending": [r["key"] for r in snap.rows if r["pending"]]})
-
     # ------------------------------------------------------------------ writes (in a thread)
 
     def _current_text(self, key: str, base: Optional[str]) -> str:
         path = self.root / flag_rel(key)
         if not path.is_file():
             raise FlagopsError(f'no flag "{key}" in flags/', hint="it was deleted meanwhile; reload the page")
-        text = path.read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8", errors="replace")
         if base is not None and digest(text) != base:
             raise FlagopsError(f"{flag_rel(key)} changed on disk since this page was loaded; nothing was written",
                                hint="reload the page to see the current file, then make the change again")
@@ -216,7 +212,6 @@ def create_app(root: Path, *, token: Optional[str] = None, remote: bool = False)
         Route("/static/{name:str}", console.asset),
         Route("/api/search", console.search),
         Route("/api/tenants", console.tenants),
-        Route("/api/status", console.status),
         Route(f"/api/flags/{key}/preview",
               _json_endpoint(lambda r, b: console.do_preview(r.path_params["key"], b)), methods=["POST"]),
         Route(f"/api/flags/{key}/save",
