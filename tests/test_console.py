@@ -268,13 +268,13 @@ def test_search_by_every_field_and_by_tenant(page: Any, clone: tuple[Path, Path]
     assert "billing_v3" not in on and "old_switch" in on
     assert shown("beta-gmbh") == on
     expect(page.locator("#tenant-banner")).to_contain_text("Tenant beta-gmbh")
+    _shot(page, "search-tenant")
     assert shown("acme billing") == ["billing_v3"]
     assert shown("retired") == ["retired_banner"]  # deleted flags stay findable
     expect(page.get_by_test_id("flag-row-retired_banner")).to_contain_text("deleted")
     expect(page.get_by_test_id("flag-row-retired_banner")).to_contain_text("Maintenance banner")
     assert shown("nothing-like-this") == []
     expect(page.locator("#no-match")).to_be_visible()
-    _shot(page, "search-tenant")
     search.fill("")
     search.press("Escape")
     expect(page.locator("#flags tbody tr:visible")).to_have_count(len(FLAGS))
