@@ -99,7 +99,7 @@ def test_pull_request_workflow_shape() -> None:
 
 
 def test_the_full_plan_is_an_artifact_linked_from_the_comment() -> None:
-    from flagops.plan import ARTIFACT
+    from flagops.reporters.plan import ARTIFACT
 
     wf = load(PULL_REQUEST)
     plan = step(wf, "check", "Plan")["run"]
