@@ -599,7 +599,13 @@ export class FlagClient {
   /** Refresh now: the head, then what it says changed. True when the store answered for everything. */
   refresh(): Promise<boolean> {
     if (this.closed) return Promise.resolve(false);
-    this.cycling ??= this.cycle().finally(() => { this.cycling = null; });
+    this.cycling ??= this.cycle()
+      .catch((err: unknown) => { // a refresh never rejects either
+        this.streak++;
+        this.log.warn(`flagops: unexpected error while refreshing flags: ${String(err)}`);
+        return false;
+      })
+      .finally(() => { this.cycling = null; });
     return this.cycling;
   }
 
@@ -665,12 +671,7 @@ export class FlagClient {
   private schedule(delay: number): void {
     if (this.closed) return;
     this.timer = setTimeout(() => {
-      this.refresh()
-        .catch((err: unknown) => {
-          this.streak++;
-          this.log.warn(`flagops: unexpected error while refreshing flags: ${String(err)}`);
-        })
-        .finally(() => this.schedule(this.nextDelay()));
+      void this.refresh().finally(() => this.schedule(this.nextDelay()));
     }, delay);
     this.timer.unref(); // never keeps the process alive
   }
