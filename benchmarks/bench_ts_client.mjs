@@ -58,7 +58,7 @@ let sink = 0; // keeps the loops' results alive
 
 // ---- tenant mode: every tenant of the store held, over HTTP
 const client = new FlagClient({ baseUrl: args.base, environment: args.env, refreshIntervalMs: null, logger: quiet,
-  maxTenants: 1_000_000, maxRequestsPerSecond: 1e9, timeoutMs: 10_000 });
+  maxTenants: 1_000_000, revalidateRate: 1e9, timeoutMs: 10_000 });
 const slugs = Array.from({ length: Number(args.tenants) }, (_, i) => `tenant-${String(i).padStart(5, "0")}`);
 let started = performance.now();
 for (const slug of slugs) if ((await client.flags(slug)) === null) throw new Error(`no bundle for ${slug}`);

@@ -5,7 +5,7 @@
  *   `maxTenants`, least recently read evicted). Each interval one conditional GET of
  *   `<env>/head.json`; only when its content changes (revision and snapshot digest; the sequence
  *   when the revision cannot tell) are the held bundles revalidated, with
- *   conditional GETs paced at `maxRequestsPerSecond`. A store without a head is revalidated
+ *   conditional GETs paced at `revalidateRate`. A store without a head is revalidated
  *   bundle by bundle each interval, with one warning.
  * - Snapshot mode (`allTenants`): `<env>/snapshot.json` holds every tenant as a bitset; it is
  *   fetched again only when the head names another snapshot digest.
@@ -32,7 +32,7 @@ import {
 export const DEFAULT_MAX_TENANTS = 10_000;
 export const DEFAULT_REFRESH_INTERVAL_MS = 30_000;
 export const DEFAULT_TIMEOUT_MS = 2_000;
-export const DEFAULT_MAX_REQUESTS_PER_SECOND = 50;
+export const DEFAULT_REVALIDATE_RATE = 50;
 const MAX_PREFETCHES = 32;
 
 export interface Logger {
@@ -60,7 +60,7 @@ export interface FlagClientOptions {
   /** Where `rules.json` is readable when it is not under `baseUrl` (it lists allowlists: usually private). */
   rulesUrl?: string;
   /** Pace of the bundle revalidations after a head change (tenant mode). Default 50. */
-  maxRequestsPerSecond?: number;
+  revalidateRate?: number;
   /** Sent with every HTTP request (for example an authorization header for a private mirror). */
   headers?: Record<string, string>;
   /** Default: stderr (`console.warn`, `console.error`), messages prefixed "flagops:". */
@@ -94,7 +94,7 @@ export interface Resolution {
 
 export interface Status {
   environment: string;
-  mode: "tenants" | "snapshot";
+  mode: "tenant" | "snapshot";
   tenants: number; // tenants answered from memory
   missing: number; // tenants in memory with no bundle (tenant mode)
   lastSuccess: number | null; // epoch ms: last refresh that reached the store
@@ -212,7 +212,7 @@ export class FlagClient {
     const maxTenants = options.maxTenants ?? DEFAULT_MAX_TENANTS;
     if (!Number.isInteger(maxTenants) || maxTenants < 1) throw new RangeError("maxTenants must be an integer of at least 1");
     this.maxTenants = maxTenants;
-    this.rate = positive("maxRequestsPerSecond", options.maxRequestsPerSecond ?? DEFAULT_MAX_REQUESTS_PER_SECOND);
+    this.rate = positive("revalidateRate", options.revalidateRate ?? DEFAULT_REVALIDATE_RATE);
     this.allTenants = options.allTenants === true;
     this.environment = environment;
     this.baseUrl = baseUrl.replace(/\/+$/, "");
@@ -820,7 +820,7 @@ export class FlagClient {
     const ageMs = oldest === null ? null : Math.max(0, now - oldest);
     const stale = this.streak > 0 || (this.staleAfter !== null && ageMs !== null && ageMs > this.staleAfter);
     return {
-      environment: this.environment, mode: this.allTenants ? "snapshot" : "tenants", tenants, missing,
+      environment: this.environment, mode: this.allTenants ? "snapshot" : "tenant", tenants, missing,
       lastSuccess: this.lastSuccess, lastError: this.lastError, lastErrorAt: this.lastErrorAt, failures: this.streak,
       ageMs, stale, revision: this.revision, sequence: this.head.value?.sequence ?? null, off: [...this.off],
       head: this.headState, refreshing: this.timer !== null && !this.closed, fetched: this.fetched,

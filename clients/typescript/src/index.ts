@@ -6,7 +6,7 @@
  * The OpenFeature provider is `@dezky/flagops-client/openfeature`.
  */
 export {
-  FlagClient, DEFAULT_MAX_REQUESTS_PER_SECOND, DEFAULT_MAX_TENANTS, DEFAULT_REFRESH_INTERVAL_MS, DEFAULT_TIMEOUT_MS,
+  FlagClient, DEFAULT_REVALIDATE_RATE, DEFAULT_MAX_TENANTS, DEFAULT_REFRESH_INTERVAL_MS, DEFAULT_TIMEOUT_MS,
 } from "./client.js";
 export type { ErrorCode, FlagClientOptions, Logger, ReadOptions, Reason, Resolution, Status, TenantAttributes } from "./client.js";
 export { DocumentError } from "./documents.js";

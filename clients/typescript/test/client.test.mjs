@@ -18,7 +18,7 @@ const TENANTS = {
 
 function client(t, baseUrl, options = {}) {
   const c = new FlagClient({ baseUrl, environment: ENV, refreshIntervalMs: null, timeoutMs: 1000,
-    logger: recorder(), maxRequestsPerSecond: 1000, ...options });
+    logger: recorder(), revalidateRate: 1000, ...options });
   t.after(() => c.close());
   return c;
 }
@@ -93,7 +93,7 @@ test("revalidations after a head change are paced, never one burst", async (t) =
   const dir = tempDir(t);
   const many = Object.fromEntries(Array.from({ length: 12 }, (_, i) => [`t${i}`, { a_flag: i % 2 === 0 }]));
   writeStore(dir, many, { head: { sequence: 1 } });
-  const c = client(t, `${writeStore(dir, many)}`, { maxRequestsPerSecond: 100 });
+  const c = client(t, `${writeStore(dir, many)}`, { revalidateRate: 100 });
   for (const slug of Object.keys(many)) await c.flags(slug);
   await c.refresh();
   put(dir, `${ENV}/head.json`, headDoc({ sequence: 2 }));

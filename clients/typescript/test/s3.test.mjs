@@ -66,7 +66,7 @@ test("the real S3 server: flagops publish, then tenant and snapshot mode read it
   const expected = Object.fromEntries(SLUGS.map((slug) => [slug, readBundle(dist, slug)]));
 
   const log = recorder();
-  const c = new FlagClient({ baseUrl: url, environment: ENV, refreshIntervalMs: null, logger: log, maxRequestsPerSecond: 500 });
+  const c = new FlagClient({ baseUrl: url, environment: ENV, refreshIntervalMs: null, logger: log, revalidateRate: 500 });
   t.after(() => c.close());
   for (const slug of SLUGS) assert.deepEqual(await c.flags(slug), expected[slug], slug);
   assert.equal(await c.flags("nobody"), null);
