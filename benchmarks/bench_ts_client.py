@@ -58,7 +58,8 @@ def write_snapshot(path: Path, tenants: int, flags: int, seed: int = 2) -> int:
     return len(body)
 
 
-def python_figures(url: str, root: Path, tenants: int, snapshot_url: str, number: int, repeat: int) -> dict[str, Any]:
+def python_figures(url: str, tenants: int, snapshot_base: str, snapshot_tenants: int, number: int,
+                   repeat: int) -> dict[str, Any]:
     """The Python client on the same store: is_enabled, refresh requests, snapshot load when it has one."""
     out: dict[str, Any] = {}
     slugs = [f"tenant-{i:05d}" for i in range(tenants)]
@@ -79,10 +80,11 @@ def python_figures(url: str, root: Path, tenants: int, snapshot_url: str, number
         loads = []
         for _ in range(3):
             started = time.perf_counter()
-            snap = FlagClient(url, ENV, refresh_interval=None, all_tenants=True,  # type: ignore[call-arg]
-                              **_snapshot_kwargs(snapshot_url))
+            snap = FlagClient(snapshot_base, ENV, refresh_interval=None, all_tenants=True)  # type: ignore[call-arg]
             snap.is_enabled("flag_001", "tenant-00000")
             loads.append(time.perf_counter() - started)
+            if snap.status().tenants != snapshot_tenants:
+                raise TypeError("the snapshot was not loaded")
             lookup = {"f": snap.is_enabled, "slug": "tenant-00042", "key": "flag_001"}
             snap.close()
         out["snapshot_load_ms"] = statistics.median(loads) * 1e3
@@ -90,13 +92,6 @@ def python_figures(url: str, root: Path, tenants: int, snapshot_url: str, number
     except TypeError:
         out["snapshot_load_ms"] = None
     return out
-
-
-def _snapshot_kwargs(snapshot_url: str) -> dict[str, Any]:
-    import inspect
-
-    params = inspect.signature(FlagClient).parameters
-    return {"snapshot_url": snapshot_url} if "snapshot_url" in params else {}
 
 
 def run(tenants: int, flags: int, snapshot_tenants: int, number: int, repeat: int) -> dict[str, Any]:
@@ -108,7 +103,7 @@ def run(tenants: int, flags: int, snapshot_tenants: int, number: int, repeat: in
         store = work / "store"
         write_bundles(store, tenants, flags)
         write_head(store)
-        snapshot = work / "private" / "snapshot.json"
+        snapshot = work / "snapshots" / ENV / "snapshot.json"  # a store of its own, read through file://
         size = write_snapshot(snapshot, snapshot_tenants, flags)
         results: dict[str, Any] = {"tenants": tenants, "flags": flags, "snapshot_tenants": snapshot_tenants,
                                    "snapshot_bytes": size}
@@ -121,7 +116,8 @@ def run(tenants: int, flags: int, snapshot_tenants: int, number: int, repeat: in
                 raise RuntimeError(f"bench_ts_client.mjs failed: {proc.stderr.strip()[-2000:]}")
             results["ts"] = json.loads(proc.stdout.strip().splitlines()[-1])
             write_head(store)  # the Node half removed it for its no-head case
-            results["py"] = python_figures(url, store, tenants, snapshot.as_uri(), number, repeat)
+            results["py"] = python_figures(url, tenants, (work / "snapshots").as_uri(), snapshot_tenants,
+                                           number, repeat)
         return results
     finally:
         shutil.rmtree(work, ignore_errors=True)
