@@ -4,18 +4,23 @@ Modeline first; fields in the order key, description, owner, expires, state, pct
 killed (unknown fields after them); scope axes in the order plans, tenantSlugs, partnerSlugs,
 environments, as flow lists ``[a, b]``; comments kept. A file in this layout stays in it
 through an edit (:mod:`flagops.edit` inserts fields and axes at their canonical positions).
+
+The formatter works on the same ruamel.yaml round-trip document as the edits: ruamel keeps the
+comment lines between two fields on the field above (or, after a flow value, before the field
+below), so each entry first takes the comment lines above it, then the entries are sorted and
+every end-of-line comment keeps its gap after its value.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Sequence
 
-import yaml
 from flagops_client.evaluation import AXES
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
-from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+from ruamel.yaml.error import CommentMark, YAMLError
+from ruamel.yaml.tokens import CommentToken
 
 from . import roundtrip
 from .errors import FlagopsError, InvalidInputError
@@ -41,146 +46,146 @@ def set_axis(scope: CommentedMap, axis: str, values: CommentedSeq) -> None:
     roundtrip.set_axis(scope, axis, values, AXES)
 
 
-@dataclass
-class _Entry:
-    """One mapping entry of a flag file, with the comment lines that precede it."""
-
-    key: str
-    key_node: Node
-    value: Node
-    first: int  # 0-based line of the key
-    last: int  # 0-based line where the value's content ends
-    end_col: int  # column right after the value's content on ``last``
-    leading: list[str]
+# --------------------------------------------------------------------------- the layout
 
 
-def _content_end(node: Node, lines: list[str]) -> tuple[int, int]:
-    """Where a node's own text ends (block collections end at their last child, not later)."""
-    if isinstance(node, ScalarNode):
-        line, col = node.end_mark.line, node.end_mark.column
-        if node.style in ("|", ">"):
-            if col == 0:
-                line -= 1
-            while line > node.start_mark.line and not lines[line].strip():
-                line -= 1
-            col = len(lines[line])
-        return line, col
-    if node.flow_style or not node.value:  # type: ignore[attr-defined]
-        return node.end_mark.line, node.end_mark.column
-    children: list[Node] = []
-    for item in node.value:  # type: ignore[attr-defined]
-        children.extend(item if isinstance(item, tuple) else (item,))
-    return max(_content_end(child, lines) for child in children)
+def _block(value: Any) -> bool:
+    return isinstance(value, (CommentedMap, CommentedSeq)) and bool(value) and not value.fa.flow_style()
 
 
-def _entries(node: MappingNode, lines: list[str], start: int, end: Optional[int] = None
-             ) -> tuple[list[_Entry], list[str]]:
-    """The entries of a block mapping, each with the lines between it and the previous one."""
-    out: list[_Entry] = []
-    cursor = start
-    for key_node, value in node.value:
-        first = key_node.start_mark.line
-        last, end_col = _content_end(value, lines)
-        if isinstance(value, ScalarNode) and value.value == "" and value.style is None:
-            last, end_col = key_node.end_mark.line, key_node.end_mark.column + 1
-        out.append(_Entry(str(key_node.value), key_node, value, first, last, end_col, lines[cursor:first]))
-        cursor = last + 1
-    return out, lines[cursor:end]
+def _take_following(mapping: CommentedMap, key: Any) -> str:
+    """Detach the full comment lines after an entry (ruamel keeps them on it; they are about the next one)."""
+    value = mapping[key]
+    if _block(value):
+        items, k, slot = roundtrip.last_slot(value)
+    else:
+        items, k, slot = mapping.ca.items, key, 2
+    entry = items.get(k)
+    token = entry[slot] if entry else None
+    eol, rest = roundtrip.split_post_comment(token)
+    if rest and token is not None:
+        if eol:
+            token.value = eol + "\n"
+        else:
+            entry[slot] = None
+            if isinstance(value, CommentedSeq) and value.ca.comment and value.ca.comment[0] is token:
+                value.ca.comment[0] = None
+    return rest
 
 
-def _src(text_lines: list[str], node: Node) -> str:
-    s, e = node.start_mark, node.end_mark
-    if s.line == e.line:
-        return text_lines[s.line][s.column:e.column]
-    return ""  # multi-line; callers keep such entries verbatim
+def _lines(text: str, indent: int) -> list[str]:
+    """Comment lines re-indented to ``indent``; modelines and document markers dropped."""
+    out = []
+    parts = text.split("\n")
+    if parts and parts[-1] == "":
+        parts.pop()
+    for line in parts:
+        s = line.strip()
+        if s.startswith(_MODELINE_PREFIX) or s == "---":
+            continue
+        out.append(" " * indent + s if s else "")
+    return out
 
 
-def _tail(lines: list[str], line: int, col: int) -> str:
-    """An end-of-line comment after ``col`` with its original spacing, or ''."""
-    rest = lines[line][col:]
-    return rest.rstrip() if rest.strip().startswith("#") else ""
+def _pre(mapping: CommentedMap, key: Any) -> str:
+    """Detach the comment lines ruamel keeps before an entry (after a flow value)."""
+    entry = mapping.ca.items.get(key)
+    if not entry or not entry[1]:
+        return ""
+    text = "".join(t.value for t in entry[1])
+    entry[1] = None
+    return text
 
 
-def _reindent(block: list[str], indent: int) -> list[str]:
-    """Shift lines so the first non-blank one starts at ``indent``."""
-    firsts = [len(line) - len(line.lstrip(" ")) for line in block if line.strip()]
-    if not firsts:
-        return ["" for _ in block]
-    delta = indent - firsts[0]
-    if delta < 0 and min(firsts) + delta < 0:
-        delta = -min(firsts)
-    return [(" " * delta + line if delta >= 0 else line[-delta:]).rstrip() if line.strip() else ""
-            for line in block]
+def _set_pre(mapping: CommentedMap, key: Any, lines: list[str]) -> None:
+    entry = mapping.ca.items.setdefault(key, [None, None, None, None])
+    entry[1] = [CommentToken("".join(l + "\n" for l in lines), CommentMark(0), None)] if lines else None
 
 
-def _comment_lines(block: list[str], indent: int) -> list[str]:
-    return [(" " * indent + line.strip()) if line.strip() else "" for line in block]
+def _keep_gaps(mapping: CommentedMap, indent: int, lines: list[str]) -> None:
+    """Each end-of-line comment keeps its gap after the value, wherever the value now ends."""
+    for key in mapping:
+        value = mapping[key]
+        entry = mapping.ca.items.get(key)
+        token = entry[2] if entry and len(entry) > 2 else None
+        if _block(value) or token is None or token.start_mark is None or not token.value.startswith("#"):
+            continue
+        _, _, vline, vcol = mapping.lc.data[key]
+        if token.start_mark.line != vline or vline >= len(lines):
+            continue
+        old_end = len(lines[vline][:token.start_mark.column].rstrip())
+        width = roundtrip.flow_width(value) if isinstance(value, CommentedSeq) else old_end - vcol
+        roundtrip.shift_eol_comment(mapping, key, indent + len(str(key)) + 2 + width - old_end)
 
 
-def _has_comment(lines: list[str], entry: _Entry, scalars: list[Node]) -> bool:
-    """True when the entry's lines hold a comment outside its scalars (kept verbatim then)."""
-    for n in range(entry.first, entry.last + 1):
-        line = list(lines[n])
-        if n == entry.last:
-            line = line[:entry.end_col]
-        for s in scalars:
-            if s.start_mark.line <= n <= s.end_mark.line:
-                a = s.start_mark.column if s.start_mark.line == n else 0
-                b = s.end_mark.column if s.end_mark.line == n else len(line)
-                line[a:b] = [" "] * (min(b, len(line)) - a)
-        if "#" in "".join(line):
-            return True
-    return False
+def _reorder(mapping: CommentedMap, order: Sequence[str], indent: int, first_leading: str) -> str:
+    """Sort the entries by ``order``, each with the comment lines above it; returns the trailing lines."""
+    keys = list(mapping)
+    leading: dict[Any, list[str]] = {}
+    carry = first_leading
+    for k in keys:
+        leading[k] = _lines(carry + _pre(mapping, k), indent)
+        carry = _take_following(mapping, k)
+    trailing = carry
+    rank = {n: i for i, n in enumerate(order)}
+    for k in sorted(keys, key=lambda k: rank.get(k, len(order))):
+        mapping.move_to_end(k)
+    new = list(mapping)
+    if new:
+        while leading[new[0]] and not leading[new[0]][0].strip() and indent == 0:
+            leading[new[0]].pop(0)
+    for k in new:
+        _set_pre(mapping, k, leading[k])
+    return trailing
 
 
-def _render_axis(lines: list[str], entry: _Entry) -> list[str]:
-    head = _comment_lines(entry.leading, 2)
-    seq = entry.value
-    items = seq.value if isinstance(seq, SequenceNode) else []
-    simple = (isinstance(seq, SequenceNode) and all(isinstance(i, ScalarNode) for i in items)
-              and all(i.start_mark.line == i.end_mark.line for i in items)
-              and _src(lines, entry.key_node) != "" and not _has_comment(lines, entry, list(items)))
-    if not simple:
-        return head + _reindent(lines[entry.first:entry.last + 1], 2)
-    flow = "[" + ", ".join(_src(lines, i) for i in items) + "]"
-    return head + [f"  {_src(lines, entry.key_node)}: {flow}{_tail(lines, entry.last, entry.end_col)}"]
-
-
-def _render_scope(lines: list[str], entry: _Entry) -> list[str]:
-    head = _comment_lines(entry.leading, 0)
-    value = entry.value
-    key_src = _src(lines, entry.key_node)
-    if not isinstance(value, MappingNode) or value.flow_style or not value.value or not key_src:
-        return head + lines[entry.first:entry.last + 1]
-    key_line = lines[entry.first]
-    colon = key_line.find(":", entry.key_node.end_mark.column)
-    header = f"{key_src}:{_tail(lines, entry.first, colon + 1)}"
-    children, trailing = _entries(value, lines, entry.first + 1, entry.last + 1)
-    ordered = sorted(children, key=lambda c: AXES.index(c.key) if c.key in AXES else len(AXES))
-    body: list[str] = []
-    for child in ordered:
-        body += _render_axis(lines, child)
-    return head + [header] + body + _comment_lines(trailing, 2)
-
-
-def _render_field(lines: list[str], entry: _Entry) -> list[str]:
-    head = _comment_lines(entry.leading, 0)
-    key_src, value_src = _src(lines, entry.key_node), _src(lines, entry.value)
-    single = entry.first == entry.last and key_src and isinstance(entry.value, ScalarNode)
-    if not single:
-        return head + [line.rstrip() for line in lines[entry.first:entry.last + 1]]
-    value = f" {value_src}" if value_src else ""
-    return head + [f"{key_src}:{value}{_tail(lines, entry.last, entry.end_col)}"]
+def _canonical(text: str, data: CommentedMap) -> None:
+    """Put the round-trip document ``data`` (read from ``text``) in the canonical layout, in place."""
+    lines = text.split("\n")
+    _keep_gaps(data, 0, lines)
+    start = ""
+    if data.ca.comment and data.ca.comment[1]:
+        start = "".join(t.value for t in data.ca.comment[1])
+        data.ca.comment[1] = []
+    # ruamel keeps some of the blank lines that open a document; they all belong to the first field.
+    start = "\n" * (len(text) - len(text.lstrip("\n"))) + start.lstrip("\n")
+    scope = data.get("scope")
+    if isinstance(scope, CommentedMap) and scope and not scope.fa.flow_style():
+        head = data.ca.items.get("scope")
+        token = head[2] if head else None
+        eol, rest = roundtrip.split_post_comment(token)
+        if rest and token is not None:
+            token.value = eol + "\n"  # the lines after "scope:  # ..." are about its first axis
+        if scope.ca.comment and scope.ca.comment[1]:
+            rest += "".join(t.value for t in scope.ca.comment[1])
+            scope.ca.comment[1] = []
+        _keep_gaps(scope, 2, lines)
+        scope_trailing = _reorder(scope, AXES, 2, rest)
+        for axis in list(scope):
+            seq = scope[axis]
+            plain = (isinstance(seq, CommentedSeq) and not seq.fa.flow_style()
+                     and all(all(t is None for t in v) for v in seq.ca.items.values())
+                     and not (seq.ca.comment and any(seq.ca.comment)))
+            if plain:  # a list without comments inside is written [a, b]
+                seq.fa.set_flow_style()
+        if scope_trailing:
+            roundtrip.give_trailing(scope, scope_trailing)
+    trailing = _lines(_reorder(data, FIELD_ORDER, 0, start), 0)
+    while trailing and not trailing[-1].strip():
+        trailing.pop()
+    if trailing:
+        roundtrip.give_trailing(data, "".join(line + "\n" for line in trailing))
+    data.yaml_set_start_comment(MODELINE[2:])
 
 
 def format_flag_text(text: str, rel: str = "flag.yaml") -> str:
     """The canonical layout of a flag file, comments kept.
 
-    Modeline first; fields in the order key, description, owner, expires, state, pct, scope
-    (unknown fields after them); scope axes in the order plans, tenantSlugs, partnerSlugs,
-    environments, as flow lists ``[a, b]`` (a list with comments inside keeps its block form);
-    ``key: value`` with one space; no trailing spaces; one newline at the end. Raises
-    :class:`InvalidInputError` when the file does not parse as a mapping.
+    Modeline first; fields in the order key, description, owner, expires, state, pct, scope,
+    killed (unknown fields after them); scope axes in the order plans, tenantSlugs,
+    partnerSlugs, environments, as flow lists ``[a, b]`` (a list with comments inside keeps its
+    block form); ``key: value`` with one space; no trailing spaces; one newline at the end.
+    Raises :class:`InvalidInputError` when the file does not parse as a mapping.
     """
     doc, problems = parse_yaml(rel, text.encode("utf-8"))
     fatal = [p for p in problems if p.severity == "error"]
@@ -188,27 +193,17 @@ def format_flag_text(text: str, rel: str = "flag.yaml") -> str:
         raise InvalidInputError(f"{rel} cannot be formatted until it parses as a flag mapping",
                                 fatal or [Problem(rel, 1, 1, "not-a-mapping", "a flag file must be a YAML mapping")])
     text = text.lstrip("\ufeff").replace("\r\n", "\n")
-    lines = text.split("\n")
-    root = yaml.compose(text, Loader=yaml.SafeLoader)
-    assert isinstance(root, MappingNode)
-    if root.flow_style:
+    try:
+        y, data = roundtrip.load(text)
+    except YAMLError as exc:  # pragma: no cover - the core loader refuses such input first
+        raise InvalidInputError(f"{rel} cannot be formatted: {exc}",
+                                [Problem(rel, 1, 1, "yaml-syntax", str(exc).splitlines()[0])]) from None
+    if data.fa.flow_style():
         raise InvalidInputError(f"{rel} is written as a flow mapping {{...}}; write one field per line",
                                 [Problem(rel, 1, 1, "layout", "write one field per line")])
-    entries, trailing = _entries(root, lines, 0)
-    known = {name: i for i, name in enumerate(FIELD_ORDER)}
-    ordered = sorted(entries, key=lambda e: known.get(e.key, len(FIELD_ORDER)))
-    out: list[str] = [MODELINE]
-    for entry in ordered:
-        entry.leading = [line for line in entry.leading
-                         if not line.strip().startswith(_MODELINE_PREFIX) and line.strip() != "---"]
-        if entry is ordered[0]:
-            while entry.leading and not entry.leading[0].strip():
-                entry.leading.pop(0)
-        out += _render_scope(lines, entry) if entry.key == "scope" else _render_field(lines, entry)
-    out += [line.rstrip() for line in trailing if not line.strip().startswith(_MODELINE_PREFIX)]
-    while out and not out[-1].strip():
-        out.pop()
-    result = "\n".join(out) + "\n"
+    _canonical(text, data)
+    out = roundtrip.dump(y, data)
+    result = "\n".join(line.rstrip() for line in out.rstrip("\n").split("\n")) + "\n"
     # Never change meaning: the formatted text must read back as the same flag.
     again, _ = parse_yaml(rel, result.encode("utf-8"))
     if again is None or again.data != doc.data:  # pragma: no cover - a formatter bug, not bad input

@@ -21,7 +21,7 @@ from ruamel.yaml.tokens import CommentToken
 from .errors import FlagopsError
 from .fsutil import atomic_write
 
-__all__ = ["dump", "flow", "flow_width", "give_trailing", "guess_indent", "insert_field", "load",
+__all__ = ["dump", "flow", "flow_width", "give_trailing", "guess_indent", "insert_field", "last_slot", "load",
            "remove_field", "set_axis", "shift_eol_comment", "split_post_comment", "take_trailing",
            "write_file", "yaml_for"]
 
@@ -123,26 +123,26 @@ def remove_field(data: CommentedMap, name: str) -> None:
                 prev[2] = CommentToken("\n" + rest, CommentMark(0), None)
 
 
-def _last_slot(node: Any) -> Optional[tuple[dict, Any, int]]:
+def last_slot(node: Any) -> Optional[tuple[dict, Any, int]]:
     """Where ruamel keeps the comment lines after the last value of ``node``: (items, key, slot)."""
     if isinstance(node, CommentedMap) and node:
         key = list(node)[-1]
         value = node[key]
         if isinstance(value, (CommentedMap, CommentedSeq)) and value and not value.fa.flow_style():
-            return _last_slot(value)
+            return last_slot(value)
         return node.ca.items, key, 2
     if isinstance(node, CommentedSeq) and node:
         index = len(node) - 1
         value = node[index]
         if isinstance(value, (CommentedMap, CommentedSeq)) and value and not value.fa.flow_style():
-            return _last_slot(value)
+            return last_slot(value)
         return node.ca.items, index, 0
     return None
 
 
 def take_trailing(data: CommentedMap) -> str:
     """Detach the comment lines at the end of the document (they follow whatever ends up last)."""
-    where = _last_slot(data)
+    where = last_slot(data)
     if where is None:
         return ""
     items, key, slot = where
@@ -158,7 +158,7 @@ def take_trailing(data: CommentedMap) -> str:
 
 
 def give_trailing(data: CommentedMap, rest: str) -> None:
-    where = _last_slot(data) if rest else None
+    where = last_slot(data) if rest else None
     if where is None:
         return
     items, key, slot = where
