@@ -158,22 +158,27 @@ export function checkSnapshot(doc: unknown, environment: string): Snapshot {
   const width = Math.ceil(flags.length / 8);
   const encoded = 4 * Math.ceil(width / 3);
   const slugs = Object.keys(tenants);
-  const bits = new Uint8Array(slugs.length * width);
+  const bits = Buffer.alloc(slugs.length * width);
   const rows = new Map<string, number>();
   let offset = 0;
   for (const slug of slugs) {
     const value = tenants[slug];
     if (!SLUG.test(slug)) throw new DocumentError(`tenant ${JSON.stringify(slug)} is not a valid slug`);
-    if (typeof value !== "string" || value.length !== encoded || !BASE64.test(value)) {
+    if (typeof value !== "string" || value.length !== encoded || !BASE64.test(value) || decodedLength(value) !== width) {
       throw new DocumentError(`tenant ${slug}: not the base64 of ${width} byte(s)`);
     }
-    const row = Buffer.from(value, "base64");
-    if (row.length !== width) throw new DocumentError(`tenant ${slug}: ${row.length} byte(s), expected ${width}`);
-    bits.set(row, offset);
+    // Decoded straight into the table: no buffer per tenant.
+    const written = bits.write(value, offset, width, "base64");
+    if (written !== width) throw new DocumentError(`tenant ${slug}: ${written} byte(s), expected ${width}`);
     rows.set(slug, offset);
     offset += width;
   }
   return { revision: revisionOf(d), flags: Object.freeze([...flags]), index, rows, bits, width };
+}
+
+function decodedLength(base64: string): number {
+  const padding = base64.endsWith("==") ? 2 : base64.endsWith("=") ? 1 : 0;
+  return (base64.length / 4) * 3 - padding;
 }
 
 /** One tenant's flags out of a snapshot (a fresh object). */

@@ -2,7 +2,7 @@
 // head (change signal), snapshot mode, rejected documents, outages and restarts from cacheDir.
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
-import { readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { readFileSync, readdirSync, rmSync, utimesSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { test } from "node:test";
 
@@ -421,4 +421,25 @@ test("rules.json through rulesUrl (it is private), and from cacheDir after a res
   rmSync(privateRules);
   const c2 = client(t, url, { rulesUrl: `file://${privateRules}`, cacheDir: cache });
   assert.deepEqual(await c2.resolve("dark_mode", { tenant: "newco", attributes: { id: "n" } }), { value: true, reason: "TARGETING_MATCH" });
+});
+
+test("a store without ETags: If-Modified-Since, only once Last-Modified is a second older than the answer", async (t) => {
+  const dir = tempDir(t);
+  writeStore(dir, TENANTS);
+  const old = new Date(Date.now() - 60_000);
+  utimesSync(join(dir, ENV, "tenants", "acme.json"), old, old);
+  const srv = await serve(t, dir);
+  srv.etags = false;
+  const c = client(t, srv.url);
+  await c.flags("acme");
+  const before = c.status().notModified;
+  await c.refresh();
+  assert.equal(c.status().notModified - before, 1); // the bundle answered 304 (the head is absent)
+  // Replaced within the second it is served: Last-Modified cannot validate it, so it is fetched whole.
+  put(dir, `${ENV}/tenants/acme.json`, bundleDoc("acme", { ...TENANTS.acme, dark_mode: false }));
+  await c.refresh();
+  assert.equal(c.isEnabledCached("dark_mode", "acme", true), false);
+  put(dir, `${ENV}/tenants/acme.json`, bundleDoc("acme", TENANTS.acme));
+  await c.refresh();
+  assert.equal(c.isEnabledCached("dark_mode", "acme", false), true);
 });

@@ -2,7 +2,7 @@
 // server over a store directory (conditional GETs, request counts, injected faults).
 import { createHash } from "node:crypto";
 import { execFileSync } from "node:child_process";
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync, existsSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync, existsSync } from "node:fs";
 import { createServer } from "node:http";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
@@ -84,7 +84,7 @@ export function recorder() {
 /** Serves a store directory over HTTP with strong ETags; `fault` injects failures. */
 export async function serve(t, root) {
   const counts = new Map();
-  const state = { fault: null, requests: 0, counts };
+  const state = { fault: null, requests: 0, counts, etags: true };
   const server = createServer((req, res) => {
     state.requests++;
     const path = decodeURIComponent(new URL(req.url, "http://x").pathname).replace(/^\/store\//, "");
@@ -106,6 +106,16 @@ export async function serve(t, root) {
       return;
     }
     const body = fault === "corrupt" ? Buffer.from("{\"schemaVersion\":1,") : readFileSync(file);
+    if (!state.etags) { // a plain file server: Last-Modified only
+      const modified = new Date(Math.floor(statSync(file).mtimeMs / 1000) * 1000);
+      const since = Date.parse(req.headers["if-modified-since"] ?? "");
+      if (!Number.isNaN(since) && modified.getTime() <= since) {
+        res.writeHead(304, { "last-modified": modified.toUTCString() }).end();
+        return;
+      }
+      res.writeHead(200, { "last-modified": modified.toUTCString(), "content-length": body.length }).end(body);
+      return;
+    }
     const etag = `"${createHash("sha256").update(body).digest("hex").slice(0, 16)}"`;
     if (req.headers["if-none-match"] === etag) {
       res.writeHead(304, { etag }).end();
