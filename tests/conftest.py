@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Optional
 
 import pytest
 
-from flagops.cli import main
-
-from testkit import GitRepo, RepoBuilder
+from testkit import Completed, GitRepo, RepoBuilder, invoke
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -18,25 +15,20 @@ ROOT = Path(__file__).resolve().parent.parent
 pytest_plugins = ["s3fixtures"]
 
 
-@dataclass
-class Run:
-    code: int
-    out: str
-    err: str
+Run = Completed  # the in-process runner's result: code, out, err (and returncode, stdout, stderr)
 
 
 @pytest.fixture
-def flagops(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> Callable[..., Run]:
-    """Run the CLI in-process: ``flagops("validate", root=path)`` -> Run(code, out, err)."""
+def flagops(monkeypatch: pytest.MonkeyPatch) -> Callable[..., Completed]:
+    """Run the CLI in-process (click's CliRunner, the real error boundary):
+    ``flagops("validate", root=path)`` -> Completed(code, out, err). ``cwd`` stays for the test."""
 
-    def run(*args: str, root: Optional[Path] = None, cwd: Optional[Path] = None) -> Run:
-        capsys.readouterr()
+    def run(*args: str, root: Optional[Path] = None, cwd: Optional[Path] = None,
+            env: Optional[dict[str, Optional[str]]] = None, input: Optional[str] = None) -> Completed:
         if cwd is not None:
             monkeypatch.chdir(cwd)
         argv = (["--root", str(root)] if root is not None else []) + list(args)
-        code = main(argv)
-        captured = capsys.readouterr()
-        return Run(code, captured.out, captured.err)
+        return invoke(*argv, env=env, input=input)
 
     return run
 

@@ -1,4 +1,7 @@
-"""Acceptance tests of the core contracts, black-box: the installed ``flagops`` as a subprocess.
+"""Acceptance tests of the core contracts, black-box: ``flagops`` as an operator runs it.
+
+The commands run in-process through the CLI's real error boundary (testkit.invoke); the
+compile contract also runs through the installed console script, as a smoke test.
 
 Each test builds its own repository (flags, inventories, real git history where it matters)
 and checks the documented commands, file layout and output formats against an independent
@@ -12,24 +15,25 @@ import http.server
 import json
 import os
 import subprocess
-import sys
 import threading
 from pathlib import Path
 from typing import Any, Iterator, Optional
 
 import pytest
 
+from testkit import Completed, invoke, spawn
+
 ROOT = Path(__file__).resolve().parent.parent
-FLAGOPS = ROOT / ".venv" / "bin" / "flagops"
-if not FLAGOPS.exists():  # an install outside .venv: the console script next to this interpreter
-    FLAGOPS = Path(sys.executable).with_name("flagops")
 
 
-def run(*args: str, cwd: Path, env: Optional[dict[str, str]] = None) -> subprocess.CompletedProcess[str]:
-    merged = {**os.environ, **(env or {})}
-    merged.pop("FLAGOPS_DEBUG", None)
-    return subprocess.run([str(FLAGOPS), *args], cwd=cwd, env=merged, capture_output=True, text=True,
-                          encoding="utf-8", timeout=120)
+def run(*args: str, cwd: Path, env: Optional[dict[str, str]] = None) -> Completed:
+    """``flagops ARGS`` in this process, through the real error boundary (see testkit.invoke)."""
+    return invoke(*args, cwd=cwd, env={"FLAGOPS_DEBUG": None, **(env or {})})
+
+
+def run_process(*args: str, cwd: Path, env: Optional[dict[str, str]] = None) -> Completed:
+    """The installed console script as a subprocess: the smoke tests that it starts at all."""
+    return spawn(*args, cwd=cwd, env=env)
 
 
 def write(path: Path, text: str) -> Path:
@@ -122,7 +126,7 @@ def test_compile_matches_the_semantics_byte_for_byte(project: Path, tmp_path: Pa
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     # --root elsewhere, --out relative to the current directory.
-    first = run("--root", str(project), "compile", "--out", "out1", cwd=elsewhere)
+    first = run_process("--root", str(project), "compile", "--out", "out1", cwd=elsewhere)
     assert first.returncode == 0, first.stderr
     assert first.stdout == ""  # summaries go to stderr
     second = run("--root", str(project), "compile", "--out", "out2", cwd=elsewhere)

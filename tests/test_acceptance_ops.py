@@ -1,6 +1,7 @@
 """Black-box checks of publish, the service client and the operator commands, as an operator uses them.
 
-The CLI runs as a subprocess (``.venv/bin/flagops``), the client as a library; the object stores
+The CLI runs in-process through its real error boundary (testkit.invoke; the S3 publish also as
+the installed console script, a subprocess), the client as a library; the object stores
 are the real local S3 server and the ``file://`` target, served over a plain ``http.server``.
 """
 
@@ -11,7 +12,6 @@ import http.server
 import json
 import os
 import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -20,9 +20,9 @@ from typing import Any, Iterator, Optional
 import pytest
 
 from flagops_client import FlagClient
+from testkit import Completed, invoke, spawn
 
 ROOT = Path(__file__).resolve().parent.parent
-FLAGOPS = str(Path(sys.executable).with_name("flagops"))
 SUMMARY_KEYS = ["environment", "revision", "previousRevision", "uploaded", "unchanged", "deleted", "bytes",
                 "seconds"]
 MODELINE = "# yaml-language-server: $schema=../schema/flag.schema.json\n"
@@ -30,10 +30,16 @@ GIT_ENV = {"GIT_AUTHOR_NAME": "Ops", "GIT_AUTHOR_EMAIL": "ops@example.eu", "GIT_
            "GIT_COMMITTER_EMAIL": "ops@example.eu"}
 
 
-def run(*args: str, cwd: Path, env: Optional[dict[str, str]] = None) -> subprocess.CompletedProcess[str]:
-    full = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
-    full.update(env or {})
-    return subprocess.run([FLAGOPS, *args], cwd=cwd, env=full, capture_output=True, text=True, timeout=120)
+def run(*args: str, cwd: Path, env: Optional[dict[str, str]] = None) -> Completed:
+    """``flagops ARGS`` in this process (testkit.invoke), without the caller's AWS_* settings."""
+    clean: dict[str, Optional[str]] = {k: None for k in os.environ if k.startswith("AWS_")}
+    return invoke(*args, cwd=cwd, env={**clean, **(env or {})})
+
+
+def run_process(*args: str, cwd: Path, env: Optional[dict[str, str]] = None) -> Completed:
+    """The installed console script as a subprocess (a smoke test of the real process)."""
+    clean: dict[str, Optional[str]] = {k: None for k in os.environ if k.startswith("AWS_")}
+    return spawn(*args, cwd=cwd, env={**clean, **(env or {})})
 
 
 def git(cwd: Path, *args: str) -> str:
@@ -68,7 +74,7 @@ def project(tmp_path: Path) -> Path:
     return root
 
 
-def summary(proc: subprocess.CompletedProcess[str]) -> dict[str, Any]:
+def summary(proc: Completed) -> dict[str, Any]:
     assert proc.returncode == 0, proc.stderr
     data = json.loads(proc.stdout)
     assert list(data) == SUMMARY_KEYS
@@ -89,8 +95,8 @@ def test_s3_publish_with_endpoint_from_environment_from_elsewhere_and_dry_run(pr
     target = f"s3://{s3_bucket}/flags"
     elsewhere = tmp_path / "elsewhere"
     assert run("compile", "--out", str(elsewhere), cwd=project).returncode == 0
-    first = summary(run("publish", "--env", "production", "--target", target, "--from", str(elsewhere),
-                        "--format", "json", cwd=project, env=env))
+    first = summary(run_process("publish", "--env", "production", "--target", target, "--from", str(elsewhere),
+                                "--format", "json", cwd=project, env=env))
     assert (first["uploaded"], first["unchanged"], first["deleted"], first["previousRevision"]) == (4, 0, 0, None)
     client = s3_bucket.client
     for rel, data in tree(elsewhere / "production").items():

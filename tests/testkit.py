@@ -9,9 +9,11 @@ from __future__ import annotations
 import datetime as _dt
 import os
 import subprocess
+import sys
 import textwrap
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional, Union
+from typing import Mapping, Optional, Union
 
 #: The author every commit has unless a test names another.
 AUTHOR = ("Ops Tester", "ops@example.eu")
@@ -95,3 +97,75 @@ class GitRepo(RepoBuilder):
 
     def head(self) -> str:
         return self.git("rev-parse", "HEAD").strip()
+
+
+# --------------------------------------------------------------------------- running the CLI
+
+#: The installed console script (the one the subprocess smoke tests run).
+FLAGOPS = Path(sys.executable).with_name("flagops")
+
+
+@dataclass
+class Completed:
+    """What one ``flagops`` run did, in the shape of ``subprocess.CompletedProcess``."""
+
+    args: list[str]
+    returncode: int
+    stdout: str
+    stderr: str
+    in_process: bool = field(default=True, repr=False)
+
+    @property
+    def code(self) -> int:
+        return self.returncode
+
+    @property
+    def out(self) -> str:
+        return self.stdout
+
+    @property
+    def err(self) -> str:
+        return self.stderr
+
+
+def invoke(*args: str, cwd: Optional[Path] = None, env: Optional[Mapping[str, Optional[str]]] = None,
+           input: Optional[str] = None) -> Completed:
+    """Run ``flagops ARGS`` in this process, through the real error boundary (:func:`flagops.cli.main`).
+
+    click's ``CliRunner`` isolates stdin, stdout, stderr and the environment (``env`` overrides
+    it; None removes a variable); ``cwd`` is the working directory for the run. The exit code
+    is what the console script would exit with.
+    """
+    from click.testing import CliRunner
+
+    from flagops.cli import main
+
+    runner = CliRunner()
+    before = os.getcwd()
+    with runner.isolation(input=input, env=env) as (out, err, _):
+        if cwd is not None:
+            os.chdir(cwd)
+        try:
+            code = main(list(args))
+        finally:
+            os.chdir(before)
+            sys.stdout.flush()
+            sys.stderr.flush()
+        stdout = out.getvalue().decode("utf-8", "replace")
+        stderr = err.getvalue().decode("utf-8", "replace")
+    return Completed(["flagops", *args], code, stdout, stderr)
+
+
+def spawn(*args: str, cwd: Optional[Path] = None, env: Optional[Mapping[str, Optional[str]]] = None,
+          timeout: float = 120) -> Completed:
+    """Run the installed ``flagops`` console script as a subprocess (the smoke tests' way)."""
+    merged = {**os.environ}
+    merged.pop("FLAGOPS_DEBUG", None)
+    for name, value in (env or {}).items():
+        if value is None:
+            merged.pop(name, None)
+        else:
+            merged[name] = value
+    done = subprocess.run([str(FLAGOPS), *args], cwd=cwd, env=merged, capture_output=True, text=True,
+                          encoding="utf-8", timeout=timeout)
+    return Completed(["flagops", *args], done.returncode, done.stdout, done.stderr, in_process=False)
