@@ -250,7 +250,7 @@ def test_5xx_keeps_last_known_good_one_warning_per_streak_then_recovers(server, 
             assert status.failures == 3 and status.stale and "503" in status.last_error
             server.status = None
             assert c.refresh() is True
-        warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
+        warnings = [r for r in caplog.records if r.levelno == logging.WARNING and "head.json" not in r.getMessage()]
         assert len(warnings) == 1 and "503" in warnings[0].getMessage()
         assert any("works again" in r.getMessage() for r in caplog.records)
         assert c.status().failures == 0 and not c.status().stale
@@ -600,6 +600,7 @@ def test_a_kept_alive_connection_closed_by_the_store_is_reopened_silently(dist, 
         port = server.port
         server.stop()                              # closes it from the server side
         again = BundleServer(dist, port=port)
+        caplog.clear()  # the one warning of a store without a head is already given
         try:
             with caplog.at_level(logging.WARNING, logger="flagops_client"):
                 assert c._cycle(sessions) is True

@@ -5,9 +5,12 @@ schema/rules.schema.json without needing a JSON Schema implementation.
 
 from __future__ import annotations
 
+import binascii
+import hashlib
 import json
 import re
-from typing import Any, Mapping
+from dataclasses import dataclass
+from typing import Any, Mapping, Optional
 
 from .evaluation import AXES, STATES
 
@@ -15,9 +18,17 @@ SCHEMA_VERSION = 1
 SLUG = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")
 KEY = re.compile(r"[a-z][a-z0-9_]{1,63}")
 ENVIRONMENT = re.compile(r"[a-z0-9][a-z0-9_-]{0,62}")
+REVISION = re.compile(r"[0-9a-f]{40}(-dirty)?")
+DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
+WHEN = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z")
+BASE64 = re.compile(r"(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?")
+HEAD_FIELDS = frozenset({"schemaVersion", "environment", "revision", "sequence", "publishedAt", "off",
+                         "snapshot"})
+SNAPSHOT_FIELDS = frozenset({"schemaVersion", "environment", "revision", "flags", "tenants"})
 
-__all__ = ["DocumentError", "SCHEMA_VERSION", "check_bundle", "check_rules", "parse_bundle",
-           "parse_rules", "valid_slug"]
+__all__ = ["DocumentError", "Head", "SCHEMA_VERSION", "Snapshot", "check_bundle", "check_head",
+           "check_rules", "digest", "parse_bundle", "parse_head", "parse_rules", "parse_snapshot",
+           "valid_slug"]
 
 
 class DocumentError(ValueError):
@@ -33,6 +44,8 @@ def _load(data: bytes) -> Any:
         return json.loads(data)
     except (UnicodeDecodeError, ValueError) as exc:  # JSONDecodeError is a ValueError
         raise DocumentError(f"not JSON ({exc})") from None
+    except RecursionError:  # e.g. 100,000 nested "[": the decoder gives up, so do we
+        raise DocumentError("nested too deeply") from None
 
 
 def _check_header(doc: Any, environment: str) -> None:
@@ -44,6 +57,99 @@ def _check_header(doc: Any, environment: str) -> None:
         raise DocumentError(f"schemaVersion {version!r}, expected {SCHEMA_VERSION}")
     if doc.get("environment") != environment:
         raise DocumentError(f"environment {doc.get('environment')!r}, expected {environment!r}")
+
+
+def _check_revision(doc: Mapping[str, Any]) -> Optional[str]:
+    revision = doc.get("revision")
+    if revision is not None and not (isinstance(revision, str) and REVISION.fullmatch(revision)):
+        raise DocumentError(f"revision {revision!r} is not a commit")
+    return revision
+
+
+def _check_keys(keys: Any, what: str) -> list[str]:
+    if not isinstance(keys, list) or not all(isinstance(k, str) and KEY.fullmatch(k) for k in keys):
+        raise DocumentError(f"{what} is not a list of flag keys")
+    if any(a >= b for a, b in zip(keys, keys[1:])):
+        raise DocumentError(f"{what} is not sorted and unique")
+    return keys
+
+
+def digest(data: bytes) -> str:
+    """``sha256:<hex>`` of ``data``, as the head names the snapshot."""
+    return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+@dataclass(frozen=True)
+class Head:
+    """``<env>/head.json``: the change signal of an environment."""
+
+    sequence: int
+    revision: Optional[str]
+    off: frozenset[str]
+    snapshot: Optional[str]
+    published_at: str
+
+
+def check_head(doc: Any, environment: str) -> Head:
+    _check_header(doc, environment)
+    if set(doc) != HEAD_FIELDS:
+        raise DocumentError(f"head fields {sorted(doc)}, expected {sorted(HEAD_FIELDS)}")
+    sequence = doc["sequence"]
+    if type(sequence) is not int or sequence < 1:
+        raise DocumentError(f"sequence {sequence!r} is not a positive integer")
+    off = _check_keys(doc["off"], "off")
+    snapshot = doc["snapshot"]
+    if snapshot is not None and not (isinstance(snapshot, str) and DIGEST.fullmatch(snapshot)):
+        raise DocumentError(f"snapshot {snapshot!r} is not a sha256: digest")
+    when = doc["publishedAt"]
+    if not (isinstance(when, str) and WHEN.fullmatch(when)):
+        raise DocumentError(f"publishedAt {when!r} is not YYYY-MM-DDTHH:MM:SSZ")
+    return Head(sequence, _check_revision(doc), frozenset(off), snapshot, when)
+
+
+def parse_head(data: bytes, environment: str) -> Head:
+    """Parse and check the bytes of ``<env>/head.json``."""
+    return check_head(_load(data), environment)
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """Every tenant of an environment: ``index`` maps a key to (byte, mask) in each bitset."""
+
+    revision: Optional[str]
+    flags: tuple[str, ...]
+    index: dict[str, tuple[int, int]]
+    tenants: dict[str, bytes]
+
+    def values(self, tenant: str) -> Optional[dict[str, bool]]:
+        bits = self.tenants.get(tenant)
+        if bits is None:
+            return None
+        return {key: bits[byte] & mask != 0 for key, (byte, mask) in self.index.items()}
+
+
+def parse_snapshot(data: bytes, environment: str) -> Snapshot:
+    """Parse and check the bytes of ``<env>/snapshot.json``; bitsets are decoded at load."""
+    doc = _load(data)
+    _check_header(doc, environment)
+    if set(doc) != SNAPSHOT_FIELDS:
+        raise DocumentError(f"snapshot fields {sorted(doc)}, expected {sorted(SNAPSHOT_FIELDS)}")
+    flags = _check_keys(doc["flags"], "flags")
+    tenants = doc["tenants"]
+    if not isinstance(tenants, dict):
+        raise DocumentError("tenants is not an object")
+    size = (len(flags) + 7) // 8
+    encoded = 4 * ((size + 2) // 3)
+    decode, slug, b64 = binascii.a2b_base64, SLUG.fullmatch, BASE64.fullmatch
+    out: dict[str, bytes] = {}
+    for tenant, value in tenants.items():
+        if not (isinstance(value, str) and len(value) == encoded and b64(value)):
+            raise DocumentError(f"tenant {tenant!r}: not a base64 bitset of {size} bytes")
+        if slug(tenant) is None:
+            raise DocumentError(f"tenant {tenant!r} is not a valid slug")
+        out[tenant] = decode(value)
+    index = {key: (i >> 3, 1 << (i & 7)) for i, key in enumerate(flags)}
+    return Snapshot(_check_revision(doc), tuple(flags), index, out)
 
 
 def check_bundle(doc: Any, environment: str, tenant: str) -> dict[str, bool]:

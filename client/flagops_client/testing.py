@@ -1,7 +1,9 @@
 """A local HTTP server for tests of services that read flags: serves a directory of compiled
-bundles on 127.0.0.1 the way an object store does (ETag, 304, Last-Modified, keep-alive), and
-injects faults on demand (5xx, slow answers, truncated or replaced bodies, dropped connections).
+output (bundles, ``snapshot.json``, a head) on 127.0.0.1 the way an object store does (ETag,
+304, Last-Modified, keep-alive), and injects faults on demand (5xx, slow answers, truncated or
+replaced bodies, dropped connections).
 
+    write_head(dist_dir, "production")          # compile writes no head; publish does
     with BundleServer(dist_dir) as server:
         client = FlagClient(server.url, environment="production")
 """
@@ -9,6 +11,7 @@ injects faults on demand (5xx, slow answers, truncated or replaced bodies, dropp
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import socket
 import ssl
@@ -17,10 +20,40 @@ import time
 from email.utils import formatdate, parsedate_to_datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Optional, Union
+from typing import Iterable, Optional, Union
 from urllib.parse import unquote, urlsplit
 
-__all__ = ["BundleServer"]
+__all__ = ["BundleServer", "write_head"]
+
+
+def write_head(root: Union[str, os.PathLike], environment: str, sequence: int = 1,
+               off: Iterable[str] = (), revision: Union[str, None, bool] = True,
+               snapshot: Union[str, None, bool] = True) -> bytes:
+    """Write ``root/<environment>/head.json`` as publish does; returns its bytes.
+
+    By default the revision is the manifest's and the snapshot digest that of the compiled
+    ``snapshot.json`` (None when there is none); pass a value to override either.
+    """
+    env_dir = Path(root) / environment
+    if revision is True:
+        try:
+            revision = json.loads((env_dir / "manifest.json").read_bytes()).get("revision")
+        except (OSError, ValueError):
+            revision = None
+    if snapshot is True:
+        try:
+            snapshot = "sha256:" + hashlib.sha256((env_dir / "snapshot.json").read_bytes()).hexdigest()
+        except OSError:
+            snapshot = None
+    doc = {"environment": environment, "off": sorted(set(off)), "publishedAt": time.strftime(
+        "%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "revision": revision, "schemaVersion": 1,
+        "sequence": sequence, "snapshot": snapshot}
+    data = (json.dumps(doc, sort_keys=True, separators=(",", ":")) + "\n").encode("utf-8")
+    env_dir.mkdir(parents=True, exist_ok=True)
+    tmp = env_dir / ".head.json.tmp"
+    tmp.write_bytes(data)
+    os.replace(tmp, env_dir / "head.json")
+    return data
 
 
 class BundleServer:
