@@ -630,8 +630,7 @@ class FlagClient:
 
     def _confirm_head(self) -> None:
         now = time.time()
-        if not self._pending:
-            self._vouched = now
+        self._vouched = now  # for every tenant not pending (see _resolve)
         if self.all_tenants and self._snapshot is not None and (
                 self._head is None or self._head.snapshot == self._snapshot_digest):
             self._snapshot_confirmed = now
@@ -715,8 +714,7 @@ class FlagClient:
                     self._rules_due = False
                     all_good &= self._fetch_rules(sessions.get(self._rules_base),
                                                   time.monotonic() + self.timeout)
-                if not self._pending:
-                    self._confirm_head()
+                self._confirm_head()
             except FetchError as exc:
                 # The store is unreachable: stop this round instead of timing out per tenant.
                 self._streak += 1
@@ -740,15 +738,18 @@ class FlagClient:
             if pacer is not None and not pacer.wait(until):
                 break  # the rest in the next round, after the head was polled again
             entry = self._tenants.get(slug)
+            good = True
             if entry is not None:  # else evicted meanwhile
                 try:
-                    all_good &= self._fetch_tenant(session, slug, entry, time.monotonic() + self.timeout)
+                    good = self._fetch_tenant(session, slug, entry, time.monotonic() + self.timeout)
                 except FetchError:
                     raise
                 except Exception as exc:  # one tenant's document never stops the others
-                    all_good = self._reject(f"{self.environment}/tenants/{slug}.json",
-                                            f"{type(exc).__name__}: {exc}; keeping the previous flags")
-            self._pending.discard(slug)
+                    good = self._reject(f"{self.environment}/tenants/{slug}.json",
+                                        f"{type(exc).__name__}: {exc}; keeping the previous flags")
+            if good:
+                self._pending.discard(slug)  # a rejected bundle is asked again next round
+            all_good &= good
         return all_good
 
     def _next_delay(self) -> float:
@@ -962,12 +963,12 @@ class FlagClient:
             missing = 0
         else:
             with self._lock:
-                entries = list(self._tenants.values())
+                entries = list(self._tenants.items())
                 pending = set(self._pending)
             vouched = self._vouched
-            confirmed = [max(e.confirmed or 0.0, vouched or 0.0) if vouched and not pending else e.confirmed
-                         for e in entries if e.flags is not None]
-            count, missing = len(confirmed), sum(1 for e in entries if e.flags is None)
+            confirmed = [max(e.confirmed or 0.0, vouched) if vouched and slug not in pending else e.confirmed
+                         for slug, e in entries if e.flags is not None]
+            count, missing = len(confirmed), sum(1 for _, e in entries if e.flags is None)
         age = None
         if confirmed:
             age = max(0.0, now - min(c if c is not None else 0.0 for c in confirmed))

@@ -109,13 +109,20 @@ class _DeadlineReader(io.RawIOBase):
 
     def __init__(self, sock: "_DeadlineSocket") -> None:
         self._sock = sock
+        # The socket's own file holds a reference: closing the connection (as http.client
+        # does when it hands a "Connection: close" socket to the response) keeps it readable.
+        self._file = sock.raw.makefile("rb", buffering=0)
 
     def readable(self) -> bool:
         return True
 
     def readinto(self, buffer: Any) -> int:
         self._sock.arm()
-        return self._sock.raw.recv_into(buffer)
+        return self._file.readinto(buffer)
+
+    def close(self) -> None:
+        self._file.close()
+        super().close()
 
 
 class _DeadlineSocket:
