@@ -21,7 +21,7 @@ from typing import Any, Iterator, Optional
 
 import pytest
 
-from testkit import Completed, invoke, spawn
+from testkit import Completed, commit_files, invoke, run_git, spawn
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -260,17 +260,11 @@ def test_list_says_an_empty_targeted_scope_reaches_nobody(project: Path) -> None
 
 def git(root: Path, *args: str, author: tuple[str, str] = ("Ops", "ops@dezky.eu"),
         date: str = "2026-10-01T09:00:00+02:00") -> str:
-    env = {**os.environ, "GIT_AUTHOR_NAME": author[0], "GIT_AUTHOR_EMAIL": author[1],
-           "GIT_COMMITTER_NAME": author[0], "GIT_COMMITTER_EMAIL": author[1],
-           "GIT_AUTHOR_DATE": date, "GIT_COMMITTER_DATE": date}
-    return subprocess.run(["git", *args], cwd=root, env=env, check=True, capture_output=True,
-                          text=True).stdout.strip()
+    return run_git(root, *args, author=author, date=date).strip()
 
 
 def commit(root: Path, subject: str, author: tuple[str, str], date: str) -> str:
-    git(root, "add", "-A")
-    git(root, "commit", "-q", "-m", subject, author=author, date=date)
-    return git(root, "rev-parse", "HEAD")
+    return commit_files(root, {}, subject, author=author, date=date)
 
 
 ANNA = ("Anna Ödegaard", "anna@dezky.eu")

@@ -20,7 +20,7 @@ from typing import Any, Iterator, Optional
 import pytest
 
 from flagops_client import FlagClient
-from testkit import Completed, invoke, spawn
+from testkit import Completed, invoke, run_git, spawn
 
 ROOT = Path(__file__).resolve().parent.parent
 SUMMARY_KEYS = ["environment", "revision", "previousRevision", "uploaded", "unchanged", "deleted", "bytes",
@@ -43,8 +43,7 @@ def run_process(*args: str, cwd: Path, env: Optional[dict[str, str]] = None) -> 
 
 
 def git(cwd: Path, *args: str) -> str:
-    return subprocess.run(["git", "-c", "user.name=Ops", "-c", "user.email=ops@example.eu", *args], cwd=cwd,
-                          check=True, capture_output=True, text=True).stdout.strip()
+    return run_git(cwd, *args, author=("Ops", "ops@example.eu")).strip()
 
 
 def flag(root: Path, key: str, body: str) -> None:

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
-import subprocess
 from pathlib import Path
 
 import pytest
 
 from flagops.stale import find_stale, last_changes
+from testkit import commit_files, run_git
 
 NOW = dt.datetime.now(dt.timezone.utc)
 TENANTS = """
@@ -21,26 +20,14 @@ TENANTS = """
 """
 
 
-def git(root: Path, *args: str, days_ago: float = 0) -> None:
-    when = (NOW - dt.timedelta(days=days_ago)).strftime("%Y-%m-%dT%H:%M:%S+00:00")
-    env = {**os.environ, "GIT_AUTHOR_DATE": when, "GIT_COMMITTER_DATE": when,
-           "GIT_AUTHOR_NAME": "Ops Tester", "GIT_AUTHOR_EMAIL": "ops@example.eu",
-           "GIT_COMMITTER_NAME": "Ops Tester", "GIT_COMMITTER_EMAIL": "ops@example.eu"}
-    subprocess.run(["git", "-C", str(root), *args], check=True, capture_output=True, env=env)
+def ago(days: float) -> str:
+    """A commit date ``days`` before NOW (one NOW for the whole module, so ages are exact)."""
+    return (NOW - dt.timedelta(days=days)).strftime("%Y-%m-%dT%H:%M:%S+00:00")
 
 
 def flag_yaml(key: str, body: str, expires: str | None = None) -> str:
     head = f"key: {key}\ndescription: {key.replace('_', ' ')}\nowner: team-{key[:3]}@example.eu\n"
     return head + (f"expires: {expires}\n" if expires else "") + body
-
-
-def commit(root: Path, files: dict[str, str], message: str, days_ago: float) -> None:
-    for rel, text in files.items():
-        path = root / rel
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text, encoding="utf-8")
-    git(root, "add", "-A")
-    git(root, "commit", "-q", "-m", message, days_ago=days_ago)
 
 
 PAST = (NOW.date() - dt.timedelta(days=30)).isoformat()
@@ -63,18 +50,18 @@ def planted(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A repository with every case: stale and not, by value, by age and by expiry."""
     root = tmp_path_factory.mktemp("stale") / "repo"
     root.mkdir()
-    git(root, "init", "-q", "-b", "main")
-    commit(root, {"tenants/development.yaml": TENANTS, "tenants/production.yaml": TENANTS,
-                  **{f"flags/{k}.yaml": flag_yaml(k, body) for k, body in OLD.items()},
-                  "flags/old_on_expired.yaml": flag_yaml("old_on_expired", "state: on\n", PAST)},
-           "Seed the flags", days_ago=200)
-    commit(root, {"flags/old_then_touched.yaml": flag_yaml("old_then_touched", "state: off\n")
-                  .replace("description: old then touched", "description: touched again")},
-           "Reword old_then_touched", days_ago=5)
-    commit(root, {"flags/recent_off.yaml": flag_yaml("recent_off", "state: off\n"),
-                  "flags/expired_partial.yaml": flag_yaml("expired_partial", "state: rollout\npct: 50\n", PAST),
-                  "flags/expires_later.yaml": flag_yaml("expires_later", "state: rollout\npct: 50\n", FUTURE)},
-           "Add recent flags", days_ago=10)
+    run_git(root, "init", "-q", "-b", "main")
+    commit_files(root, {"tenants/development.yaml": TENANTS, "tenants/production.yaml": TENANTS,
+                        **{f"flags/{k}.yaml": flag_yaml(k, body) for k, body in OLD.items()},
+                        "flags/old_on_expired.yaml": flag_yaml("old_on_expired", "state: on\n", PAST)},
+                 "Seed the flags", date=ago(200))
+    commit_files(root, {"flags/old_then_touched.yaml": flag_yaml("old_then_touched", "state: off\n")
+                        .replace("description: old then touched", "description: touched again")},
+                 "Reword old_then_touched", date=ago(5))
+    commit_files(root, {"flags/recent_off.yaml": flag_yaml("recent_off", "state: off\n"),
+                        "flags/expired_partial.yaml": flag_yaml("expired_partial", "state: rollout\npct: 50\n", PAST),
+                        "flags/expires_later.yaml": flag_yaml("expires_later", "state: rollout\npct: 50\n", FUTURE)},
+                 "Add recent flags", date=ago(10))
     # Uncommitted edits and never-committed files count as changed now.
     (root / "flags/old_dirty.yaml").write_text(flag_yaml("old_dirty", "state: off\n# editing\n"), encoding="utf-8")
     (root / "flags/untracked_off.yaml").write_text(flag_yaml("untracked_off", "state: off\n"), encoding="utf-8")
@@ -142,10 +129,10 @@ def test_cli_json_contract_and_strict(planted: Path, flagops) -> None:
 def test_nothing_stale_exits_zero_even_strict(tmp_path: Path, flagops) -> None:
     root = tmp_path / "fresh"
     root.mkdir()
-    git(root, "init", "-q", "-b", "main")
-    commit(root, {"tenants/production.yaml": TENANTS,
-                  "flags/old_partial.yaml": flag_yaml("old_partial", OLD["old_partial"])},
-           "Seed", days_ago=400)
+    run_git(root, "init", "-q", "-b", "main")
+    commit_files(root, {"tenants/production.yaml": TENANTS,
+                        "flags/old_partial.yaml": flag_yaml("old_partial", OLD["old_partial"])},
+                 "Seed", date=ago(400))
     run = flagops("stale", "--strict", "--format", "json", root=root)
     assert run.code == 0 and json.loads(run.out) == []
 
@@ -153,10 +140,10 @@ def test_nothing_stale_exits_zero_even_strict(tmp_path: Path, flagops) -> None:
 def test_root_below_the_top_of_the_repository(tmp_path: Path) -> None:
     top = tmp_path / "mono"
     (top / "ops" / "flags").mkdir(parents=True)
-    git(top, "init", "-q", "-b", "main")
-    commit(top, {"ops/tenants/production.yaml": TENANTS, "ops/flags/old_on.yaml": flag_yaml("old_on", "state: on\n"),
-                 "ops/flags/old_partial.yaml": flag_yaml("old_partial", OLD["old_partial"])},
-           "Seed", days_ago=120)
+    run_git(top, "init", "-q", "-b", "main")
+    commit_files(top, {"ops/tenants/production.yaml": TENANTS, "ops/flags/old_on.yaml": flag_yaml("old_on", "state: on\n"),
+                       "ops/flags/old_partial.yaml": flag_yaml("old_partial", OLD["old_partial"])},
+                 "Seed", date=ago(120))
     (top / "ops/flags/old_partial.yaml").write_text(flag_yaml("old_partial", "state: off\n"), encoding="utf-8")
     found, _ = find_stale(top / "ops", days=90)
     assert [f.key for f in found] == ["old_on"]  # old_partial is off now, but edited just now

@@ -69,6 +69,18 @@ def run_git(cwd: Path, *args: str, author: tuple[str, str] = AUTHOR, date: Union
     return done.stdout
 
 
+def commit_files(top: Path, files: Mapping[str, str], message: str, *, author: tuple[str, str] = AUTHOR,
+                 date: Union[str, float, None] = None) -> str:
+    """Write ``files`` (paths relative to ``top``), commit everything as ``author`` at ``date``; the sha."""
+    for rel, text in files.items():
+        path = top / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+    run_git(top, "add", "-A")
+    run_git(top, "commit", "-q", "-m", message, author=author, date=date)
+    return run_git(top, "rev-parse", "HEAD").strip()
+
+
 class GitRepo(RepoBuilder):
     """A flagops repository under git (branch main), whose commits carry a chosen author and date.
 
