@@ -5,6 +5,9 @@ module; each test opens its own browser context. The clone's history is backdate
 several authors; proposals are pushed to a bare repository made here, under a GitHub-style
 URL (``pushInsteadOf``) so the compare link is checked too. Chromium is Debian's
 (/usr/bin/chromium), driven by Playwright; screenshots go to test-artifacts/.
+
+The browser tests share the clone and run in file order, like one operator's session: the
+proposal at the end carries the edits the tests before it saved.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from flagops.console.app import create_app
 from flagops.console.security import check_bind_host
 from flagops.errors import UsageError
 from flagops_client.evaluation import evaluate
+from testkit import GIT_ISOLATION, GitRepo, commit_files, git_env, run_git
 
 CHROMIUM = os.environ.get("FLAGOPS_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -77,46 +81,34 @@ def _yaml_tenants(tenants: list[dict[str, str]]) -> str:
     return "".join("- {" + ", ".join(f"{k}: {v}" for k, v in t.items()) + "}\n" for t in tenants)
 
 
-def _git(root: Path, *args: str, author: str = "Alice Admin", days_ago: float = 0) -> str:
-    stamp = (NOW - dt.timedelta(days=days_ago)).strftime("%Y-%m-%dT%H:%M:%S+00:00")
-    email = author.split()[0].lower() + "@example.eu"
-    env = {**os.environ, "GIT_AUTHOR_DATE": stamp, "GIT_COMMITTER_DATE": stamp, "GIT_AUTHOR_NAME": author,
-           "GIT_AUTHOR_EMAIL": email, "GIT_COMMITTER_NAME": author, "GIT_COMMITTER_EMAIL": email}
-    return subprocess.run(["git", "-C", str(root), *args], check=True, capture_output=True, text=True,
-                          env=env).stdout
+def _author(name: str) -> tuple[str, str]:
+    return name, name.split()[0].lower() + "@example.eu"
 
 
-def _commit(root: Path, files: dict[str, str], message: str, author: str, days_ago: float) -> None:
-    for rel, text in files.items():
-        path = root / rel
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text, encoding="utf-8")
-    _git(root, "add", "-A")
-    _git(root, "commit", "-q", "-m", message, author=author, days_ago=days_ago)
+def _git(root: Path, *args: str) -> str:
+    return run_git(root, *args, author=_author("Olga Operator"))
 
 
 def make_clone(base: Path, *, remote: bool = True) -> tuple[Path, Path]:
     """A clone with backdated history by three authors, and its bare remote."""
     bare = base / "remote.git"
     root = base / "clone"
-    root.mkdir(parents=True)
-    _git(root, "init", "-q", "-b", "main")
-    _git(root, "config", "user.name", "Olga Operator")
+    repo = GitRepo(root, user=False)
+    _git(root, "config", "user.name", "Olga Operator")  # who proposes
     _git(root, "config", "user.email", "olga@example.eu")
-    _commit(root, {"tenants/production.yaml": _yaml_tenants(TENANTS["production"]),
-                   "tenants/staging.yaml": _yaml_tenants(TENANTS["staging"]),
-                   **{f"flags/{k}.yaml": v for k, v in FLAGS.items()}},
-            "Add the first flags", "Alice Admin", days_ago=120)
-    _commit(root, {"flags/chat_beta.yaml": CHAT.replace("pct: 20", "pct: 40")},
-            "Raise chat_beta to 40%", "Bob Builder", days_ago=20)
-    (root / "flags" / "retired_banner.yaml").write_text(
-        "key: retired_banner\ndescription: Maintenance banner\nowner: web@example.eu\nstate: on\n", encoding="utf-8")
-    _git(root, "add", "-A")
-    _git(root, "commit", "-q", "-m", "Add the maintenance banner", author="Carol Chen", days_ago=15)
-    _git(root, "rm", "-q", "flags/retired_banner.yaml")
-    _git(root, "commit", "-q", "-m", "Remove the maintenance banner", author="Carol Chen", days_ago=3)
+    commit_files(root, {"tenants/production.yaml": _yaml_tenants(TENANTS["production"]),
+                        "tenants/staging.yaml": _yaml_tenants(TENANTS["staging"]),
+                        **{f"flags/{k}.yaml": v for k, v in FLAGS.items()}},
+                 "Add the first flags", author=_author("Alice Admin"), date=120)
+    commit_files(root, {"flags/chat_beta.yaml": CHAT.replace("pct: 20", "pct: 40")},
+                 "Raise chat_beta to 40%", author=_author("Bob Builder"), date=20)
+    commit_files(root, {"flags/retired_banner.yaml": "key: retired_banner\ndescription: Maintenance banner\n"
+                                                     "owner: web@example.eu\nstate: on\n"},
+                 "Add the maintenance banner", author=_author("Carol Chen"), date=15)
+    repo.remove("flags/retired_banner.yaml")
+    repo.commit("Remove the maintenance banner", author=_author("Carol Chen"), date=3)
     if remote:
-        subprocess.run(["git", "init", "-q", "--bare", "-b", "main", str(bare)], check=True)
+        subprocess.run(["git", "init", "-q", "--bare", "-b", "main", str(bare)], check=True, env=git_env())
         _git(root, "remote", "add", "origin", GITHUB_URL)
         # Pushes to the GitHub address land in the bare repository made here.
         _git(root, "config", f"url.{bare.as_uri()}.pushInsteadOf", GITHUB_URL)
@@ -161,6 +153,15 @@ class Server:
 @pytest.fixture(scope="module")
 def clone(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     return make_clone(tmp_path_factory.mktemp("console"))
+
+
+@pytest.fixture(scope="module", autouse=True)
+def isolated_git() -> Iterator[None]:
+    """The console runs git in this process: no configuration of the machine (signing, hooks)."""
+    with pytest.MonkeyPatch.context() as mp:
+        for name, value in GIT_ISOLATION.items():
+            mp.setenv(name, value)
+        yield
 
 
 @pytest.fixture(scope="module")
