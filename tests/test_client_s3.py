@@ -194,3 +194,53 @@ def test_end_to_end_flagops_publish_then_the_client_reads(tmp_path, flagops, s3_
         assert run.code == 0, run.err
         assert c.refresh() is True
         assert all(c.is_enabled("new_billing", slug) for slug in SLUGS)
+
+
+def publish(flagops, root: Path, dist: Path, bucket: str) -> None:
+    run = flagops("publish", "--env", ENV, "--target", f"s3://{bucket}/{PREFIX}", "--from", str(dist), root=root)
+    assert run.code == 0, run.err
+
+
+@pytest.mark.parametrize("all_tenants", [False, True], ids=["tenant mode", "snapshot mode"])
+def test_signed_reads_of_a_private_store_head_and_snapshot_included(tmp_path, flagops, s3_server, s3_bucket,
+                                                                  s3_env, all_tenants):
+    """`flagops publish` to a private bucket; the client reads s3:// with the standard chain."""
+    repo = tmp_path / "repo"
+    write_flags(repo)
+    dist = compile_to(repo, tmp_path / "dist")
+    publish(flagops, repo, dist, s3_bucket)
+    anonymous = FlagClient(f"{s3_server.endpoint_url}/{s3_bucket}/{PREFIX}", ENV, refresh_interval=None,
+                           all_tenants=all_tenants)
+    assert anonymous.flags("acme") == {}  # private: nothing without signing
+    anonymous.close()
+    with FlagClient(f"s3://{s3_bucket}/{PREFIX}", ENV, refresh_interval=None, all_tenants=all_tenants) as c:
+        assert {s: c.flags(s) for s in SLUGS} == {s: bundle(dist, s) for s in SLUGS}
+        status = c.status()
+        assert status.sequence is not None and status.mode == ("snapshot" if all_tenants else "tenant")
+        requests = status.requests
+        assert c.refresh() is True and c.status().requests == requests + 1  # the head answered 304
+        # A kill of a flag on everywhere: the head names it, every tenant reads false.
+        flag = repo / "flags" / "always_on.yaml"
+        flag.write_text(flag.read_text().replace('state: "on"', 'state: "off"'))
+        compile_to(repo, dist)
+        publish(flagops, repo, dist, s3_bucket)
+        assert c.refresh() is True
+        assert c.status().off == ("always_on",)
+        assert not any(c.is_enabled("always_on", s, default=True) for s in SLUGS)
+        assert {s: c.flags(s) for s in SLUGS} == {s: bundle(dist, s) for s in SLUGS}
+
+
+def test_wrong_credentials_are_an_error_not_a_missing_document(s3_server, s3_bucket, s3_env, monkeypatch):
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "not-the-secret")
+    with FlagClient(f"s3://{s3_bucket}/{PREFIX}", ENV, refresh_interval=None) as c:
+        assert c.is_enabled("always_on", "acme") is False
+        assert "403" in c.status().last_error
+
+
+def test_s3_without_the_extra_fails_at_construction_naming_it():
+    code = ("import sys; sys.modules['botocore'] = None\n"
+            "from flagops_client import FlagClient\n"
+            "try:\n    FlagClient('s3://bucket/flags', 'production')\n"
+            "except ImportError as exc:\n    print(exc)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=30)
+    assert 'pip install "flagops-client[s3]"' in out.stdout, out.stderr
