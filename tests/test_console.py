@@ -640,6 +640,13 @@ def test_propose_refuses_without_a_remote(tmp_path: Path) -> None:
     response = client.post("/api/propose", json={}, headers=headers)
     assert response.status_code == 400 and "no remote" in response.json()["error"]
     assert _git(root, "branch", "--format=%(refname:short)").split() == ["main"]
+    # A push that fails leaves no branch, no commit, and the edit in place.
+    _git(root, "remote", "add", "origin", str(tmp_path / "no-such-remote.git"))
+    response = client.post("/api/propose", json={}, headers=headers)
+    assert response.status_code == 400, response.text
+    assert "git push failed" in response.json()["error"] and "nothing was committed" in response.json()["error"]
+    assert _git(root, "branch", "--format=%(refname:short)").split() == ["main"]
+    assert _git(root, "status", "--porcelain") == " M flags/old_switch.yaml\n"
 
 
 def test_an_invalid_flag_is_shown_not_fatal(tmp_path: Path) -> None:
