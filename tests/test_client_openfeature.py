@@ -82,3 +82,38 @@ def test_an_owned_client_is_closed_on_shutdown(server, domain):
     api.clear_providers()
     assert not provider.client.status().refreshing
     assert provider.get_metadata().name == "flagops"
+
+
+def test_snapshot_mode_keeps_every_reason(server, dist, domain):
+    from flagops_client.testing import write_head
+
+    write_head(dist, ENV)
+    client = FlagClient(server.url, ENV, all_tenants=True, refresh_interval=0.1, timeout=0.5)
+    api.set_provider(FlagopsProvider(client), domain)
+    flags = api.get_client(domain)
+    for slug in SLUGS:
+        for key, value in bundle(dist, slug).items():
+            d = flags.get_boolean_details(key, not value, EvaluationContext(slug))
+            assert (d.value, d.reason, d.error_code) == (value, Reason.STATIC, None)
+    d = flags.get_boolean_details("always_on", False, EvaluationContext("newco"))
+    assert (d.value, d.reason, d.error_code) == (False, Reason.DEFAULT, None)
+    d = flags.get_boolean_details("dark_mode", False, EvaluationContext("newco2", {"id": "ten-9", "plan": "enterprise"}))
+    assert (d.value, d.reason) == (True, Reason.TARGETING_MATCH)
+    d = flags.get_boolean_details("no_such_flag", True, EvaluationContext("acme"))
+    assert (d.value, d.reason, d.error_code) == (True, Reason.ERROR, ErrorCode.FLAG_NOT_FOUND)
+    server.stop()
+    deadline = time.monotonic() + 3
+    while time.monotonic() < deadline:
+        d = flags.get_boolean_details("always_on", False, EvaluationContext("acme"))
+        if d.reason == Reason.STALE:
+            break
+        time.sleep(0.05)
+    assert (d.value, d.reason, d.error_code) == (True, Reason.STALE, None)
+    client.close()
+
+
+def test_snapshot_mode_unavailable_is_an_error(tmp_path, domain):
+    api.set_provider(FlagopsProvider(tmp_path.as_uri(), environment=ENV, all_tenants=True,
+                                     refresh_interval=None), domain)
+    d = api.get_client(domain).get_boolean_details("always_on", True, EvaluationContext("acme"))
+    assert (d.value, d.reason, d.error_code) == (True, Reason.ERROR, ErrorCode.GENERAL)

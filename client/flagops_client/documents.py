@@ -145,9 +145,10 @@ def parse_snapshot(data: bytes, environment: str) -> Snapshot:
     for tenant, value in tenants.items():
         if not (isinstance(value, str) and len(value) == encoded and b64(value)):
             raise DocumentError(f"tenant {tenant!r}: not a base64 bitset of {size} bytes")
-        if slug(tenant) is None:
-            raise DocumentError(f"tenant {tenant!r} is not a valid slug")
-        out[tenant] = decode(value)
+        bits = decode(value)
+        if len(bits) != size or slug(tenant) is None:  # 1 and 2 bytes both take 4 characters
+            raise DocumentError(f"tenant {tenant!r}: not a valid slug with a bitset of {size} bytes")
+        out[tenant] = bits
     index = {key: (i >> 3, 1 << (i & 7)) for i, key in enumerate(flags)}
     return Snapshot(_check_revision(doc), tuple(flags), index, out)
 
