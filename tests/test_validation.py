@@ -357,7 +357,7 @@ def test_unknown_partner_suggests_the_closest(repo, flagops) -> None:  # type: i
 
 
 def test_github_message_escaping() -> None:
-    from flagops.formatters import format_github
+    from flagops.reporters.validation import github as format_github
     from flagops.problems import Problem, Result
 
     out = format_github(Result([Problem("flags/a,b:c.yaml", 3, 2, "schema", "50% done\r\nnext", "warning")]))

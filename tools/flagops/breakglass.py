@@ -19,9 +19,8 @@ from typing import Any, Optional, Sequence
 
 from .edit import EditResult, _schemas, flag_rel, kill_flag, kill_message
 from .git import commit_paths, require_user
-from .errors import FlagopsError, UsageError
+from .errors import FlagopsError, UsageError, require_environment
 from .loading import FLAGS_DIR
-from .validation import did_you_mean
 
 
 @dataclass
@@ -102,9 +101,7 @@ def _environments(root: Path, schemas: Any, named: Sequence[str]) -> list[str]:
         return any((root / TENANTS_DIR / f"{env}{suffix}").is_file() for suffix in INVENTORY_SUFFIXES)
 
     for env in named:
-        if env not in schemas.environments:
-            raise UsageError(f'unknown environment "{env}"{did_you_mean(env, schemas.environments)}; '
-                             f"known: {', '.join(schemas.environments)}")
+        require_environment(env, schemas.environments)
         if not has_inventory(env):
             raise UsageError(f'nothing was changed: no tenant inventory for "{env}"',
                              hint=f"add {TENANTS_DIR}/{env}.yaml, or leave --env out to publish every environment "

@@ -14,7 +14,7 @@ from typing import Any, Mapping, Optional
 
 from .fsutil import atomic_write
 from .layout import CATALOG, SCHEMA_VERSION, dumps
-from .revision import flags_revision
+from .git import flags_revision
 
 __all__ = ["CATALOG", "HISTORY_CAP", "build_catalog", "catalog_bytes", "write_catalog"]
 

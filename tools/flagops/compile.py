@@ -22,14 +22,14 @@ from typing import Any, Callable, Iterable, Optional, Sequence
 from .bundles import Staged, stage_environment
 from .catalog import catalog_bytes
 from .compile_state import cache_paths
-from .errors import InvalidInputError, UsageError
+from .errors import UsageError, require_environment
 from .fsutil import remove_stale, swap_directories, temp_name
 from .layout import CATALOG
 from .loading import Project
 from .problems import Result
-from .revision import flags_revision
+from .git import flags_revision
 from .schemas import Schemas
-from .validation import load_and_validate
+from .validation import require_valid
 
 #: progress(done, total, what): called while writing bundles.
 Progress = Callable[[int, int, str], None]
@@ -170,14 +170,11 @@ def compile_project(root: Path, *, environments: Optional[Sequence[str]] = None,
     env_list = list(dict.fromkeys(environments or []))
     if tenants is not None and len(env_list) != 1:
         raise UsageError("--tenants replaces one environment's inventory; pass exactly one --env")
-    project, schemas, result = load_and_validate(
-        root, tenants=tenants, environment=env_list[0] if tenants else None, cwd=cwd, schemas=schemas)
-    if result.errors:
-        raise InvalidInputError(f"{len(result.errors)} error(s) in the input; nothing was compiled",
-                                result.problems)
+    project, schemas, result = require_valid(
+        root, tenants=tenants, environment=env_list[0] if tenants else None, cwd=cwd, schemas=schemas,
+        then="nothing was compiled")
     for env in env_list:
-        if env not in schemas.environments:
-            raise UsageError(f'unknown environment "{env}"; known: {", ".join(schemas.environments)}')
+        require_environment(env, schemas.environments)
         if env not in project.inventories:
             raise UsageError(f'no tenant inventory for "{env}"',
                              hint=f"add tenants/{env}.yaml or pass --tenants")

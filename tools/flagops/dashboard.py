@@ -19,7 +19,7 @@ from typing import Any, Mapping, Optional
 
 from flagops_client.evaluation import AXES
 
-from .errors import FlagopsError, InvalidInputError
+from .errors import FlagopsError
 from .fsutil import staging_directory, swap_directory
 from .git import flags_revision
 from .listing import scope_summary
@@ -27,7 +27,7 @@ from .loading import FLAG_SUFFIX, FLAGS_DIR
 from .matrix import TenantIndex, enabled_tenants
 from .render import TEMPLATES_DIR, render, when
 from .stale import DEFAULT_DAYS, find_stale, last_changes
-from .validation import load_and_validate
+from .validation import require_valid
 
 __all__ = ["DashboardResult", "build_dashboard", "dashboard_pages", "expiry_status", "MARKER"]
 
@@ -115,10 +115,7 @@ def dashboard_pages(root: Path, *, days: int = DEFAULT_DAYS, now: Optional[_dt.d
     root = Path(root)
     now = now or _dt.datetime.now(_dt.timezone.utc)
     today = now.date()
-    project, schemas, result = load_and_validate(root, today=today)
-    if result.errors:
-        raise InvalidInputError(f"{len(result.errors)} error(s) in the input; fix them first "
-                                "(flagops validate)", result.problems)
+    project, schemas, _ = require_valid(root, today=today)
     notes: list[str] = []
     order = {env: i for i, env in enumerate(schemas.environments)}
     environments = sorted(project.inventories, key=lambda e: (order.get(e, len(order)), e))

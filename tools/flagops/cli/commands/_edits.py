@@ -56,7 +56,7 @@ class Confirmation:
 def show_impact(edit: "EditResult", *, expected: tuple[str, ...] = ()) -> None:
     """Notes and warnings on stderr; the impact per environment and its risks on stdout."""
     from ...edit import flag_rel
-    from ...formatters import format_text
+    from ...reporters.validation import text as format_text
     from ...problems import Result
 
     for note in edit.notes:

@@ -19,7 +19,7 @@ def command(env: Env, check: bool) -> int:
     """
     from ...fmt import format_flags
     from ...errors import EXIT_INVALID
-    from ...formatters import format_text
+    from ...reporters.validation import text as format_text
     from ...problems import Result
 
     result = format_flags(env.root, check=check)
