@@ -309,3 +309,26 @@ def test_help_lists_every_command_without_importing_one() -> None:
     for name in COMMANDS:
         assert f"\n  {name} " in listed
     assert done.stdout.strip().splitlines()[-1] == "[]"
+
+
+@pytest.mark.parametrize("command, subject", [("validate", "validation"), ("stale", "stale"), ("refs", "refs"),
+                                              ("compile", "compile")])
+def test_format_choices_are_the_named_reporters(command: str, subject: str) -> None:
+    from flagops import reporters
+    from flagops.cli.registry import load
+
+    option = next(p for p in load(command).params if p.name == "fmt")
+    assert tuple(option.type.choices) == reporters.formats(subject)  # type: ignore[attr-defined]
+
+
+def test_refs_github_annotates_unknown_keys_and_unreferenced_flags(small, flagops, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "app.ts").write_text("if (flags.isEnabled('biling')) {}\nuse('jmap')\n", encoding="utf-8")
+    run = flagops("refs", str(src), "--format", "github", root=small.root)
+    assert run.code == 0
+    assert run.out.splitlines() == [
+        f"::warning file={src / 'app.ts'},line=1,title=flagops refs%3A unknown key::"
+        '"biling" is not a flag (did you mean "billing"?)',
+        "::warning file=flags/billing.yaml,line=1,title=flagops refs%3A unreferenced flag::no code references billing",
+        "::warning file=flags/zulip.yaml,line=1,title=flagops refs%3A unreferenced flag::no code references zulip"]
