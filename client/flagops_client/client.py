@@ -32,7 +32,7 @@ import threading
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Mapping, Optional, Union
+from typing import Any, Callable, Mapping, Optional, Union
 from urllib.parse import urlsplit, urlunsplit
 
 from .documents import (
@@ -464,22 +464,9 @@ class FlagClient:
         rules = self._rules.flags
         if rules is not None or self._rules_tried or self._closed:
             return rules
-        remaining = deadline - time.monotonic()
-        if remaining <= 0 or not self._rules_lock.acquire(timeout=remaining):
-            return None
-        try:
-            if not self._rules_tried:
-                self._rules_wanted = True
-                sessions = _Sessions(self)
-                try:
-                    self._fetch_rules(sessions.get(self._rules_base), deadline)
-                except FetchError as exc:
-                    self._failure(f"loading rules: {exc}")
-                finally:
-                    sessions.close()
-                    self._rules_tried = True
-        finally:
-            self._rules_lock.release()
+        self._rules_wanted = True
+        self._once(self._rules_lock, "_rules_tried", deadline, "loading rules",
+                   lambda sessions: self._fetch_rules(sessions.get(self._rules_base), deadline))
         return self._rules.flags
 
     def _snapshot_for(self, deadline: float) -> Optional[Snapshot]:
@@ -487,39 +474,55 @@ class FlagClient:
         snapshot = self._snapshot
         if snapshot is not None or self._snapshot_tried or self._closed:
             return snapshot
-        remaining = deadline - time.monotonic()
-        if remaining <= 0 or not self._snapshot_lock.acquire(timeout=remaining):
-            return None
-        try:
-            if not self._snapshot_tried and self._snapshot is None:
-                sessions = _Sessions(self)
-                try:
-                    session = sessions.get(self.base_url)
-                    self._poll_head(session, deadline)
-                    self._sync_snapshot(session, deadline)
-                    self._last_success = time.time()
-                except FetchError as exc:
-                    self._failure(f"loading the snapshot: {exc}")
-                except Exception as exc:
-                    self._unexpected("loading the snapshot", exc)
-                finally:
-                    sessions.close()
-                    self._snapshot_tried = True
-        finally:
-            self._snapshot_lock.release()
+
+        def load(sessions: _Sessions) -> None:
+            session = sessions.get(self.base_url)
+            self._poll_head(session, deadline)
+            self._sync_snapshot(session, deadline)
+            self._last_success = time.time()
+        self._once(self._snapshot_lock, "_snapshot_tried", deadline, "loading the snapshot", load)
         return self._snapshot
 
+    def _once(self, lock: threading.Lock, tried: str, deadline: float, doing: str,
+              load: Callable[[_Sessions], object]) -> None:
+        """Run ``load`` for the first caller only; the others wait for it within their deadline."""
+        remaining = deadline - time.monotonic()
+        if remaining <= 0 or not lock.acquire(timeout=remaining):
+            return
+        try:
+            if not getattr(self, tried):
+                sessions = _Sessions(self)
+                try:
+                    load(sessions)
+                except FetchError as exc:
+                    self._failure(f"{doing}: {exc}")
+                except Exception as exc:  # contained: the caller gets its default
+                    self._unexpected(doing, exc)
+                finally:
+                    sessions.close()
+                    setattr(self, tried, True)
+        finally:
+            lock.release()
+
     # ----------------------------------------------------------------- fetching
+
+    def _get(self, session: Session, name: str, source: Union[_Tenant, _Rules],
+             deadline: float) -> Optional[Response]:
+        """GET ``name`` on ``source``'s validators; None for a 304 (``source`` is then confirmed)."""
+        resp = session.get(name, source.etag, source.last_modified, deadline)
+        if resp.status == 304:
+            self._not_modified += 1
+            source.confirmed = time.time()
+            return None
+        return resp
 
     def _fetch_tenant(self, session: Session, tenant: str, entry: _Tenant, deadline: float) -> bool:
         """Bring one tenant up to date; False when its document was rejected. Raises FetchError."""
         name = f"{self.environment}/tenants/{tenant}.json"
-        resp = session.get(name, entry.etag, entry.last_modified, deadline)
-        now = time.time()
-        if resp.status == 304:
-            self._not_modified += 1
-            entry.confirmed = now
+        resp = self._get(session, name, entry, deadline)
+        if resp is None:
             return True
+        now = time.time()
         if resp.status == 404:
             if entry.flags is None:
                 entry.missing = True
@@ -543,12 +546,10 @@ class FlagClient:
 
     def _fetch_rules(self, session: Session, deadline: float) -> bool:
         rules = self._rules
-        resp = session.get(self._rules_name, rules.etag, rules.last_modified, deadline)
-        now = time.time()
-        if resp.status == 304:
-            self._not_modified += 1
-            rules.confirmed = now
+        resp = self._get(session, self._rules_name, rules, deadline)
+        if resp is None:
             return True
+        now = time.time()
         if resp.status == 404:
             rules.missing = rules.flags is None
             return True
