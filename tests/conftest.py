@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Callable, Optional
 
@@ -13,6 +14,15 @@ ROOT = Path(__file__).resolve().parent.parent
 
 # The real local S3 server: s3_server, s3_client, s3_bucket, s3_env (see tests/s3fixtures.py).
 pytest_plugins = ["s3fixtures"]
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_configure(config: pytest.Config) -> None:
+    """A worker's temporary directories under ``<basetemp>/gwN``, not ``popen-gwN``: the private S3
+    servers' unix sockets live in them, and a socket path must stay under 108 bytes."""
+    base, worker = config.option.basetemp, os.environ.get("PYTEST_XDIST_WORKER")
+    if base and worker and Path(base).name == f"popen-{worker}":
+        config.option.basetemp = str(Path(base).with_name(worker))
 
 
 Run = Completed  # the in-process runner's result: code, out, err (and returncode, stdout, stderr)
