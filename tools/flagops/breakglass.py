@@ -123,22 +123,20 @@ def break_glass(root: Path, key: str, *, reason: str, target: str, environments:
     operator is told to pull first. The compile uses a clean checkout of the new HEAD, so
     uncommitted work in the working tree is never published.
     """
-    import git
-
     from .compile import compile_project
     from .layout import MANIFEST
     from .publish import PublishOptions, check_revision, publish_environment
-    from .git import require_repository, worktree
+    from .git import open_repository, require_repository, worktree
     from .storage import join_key, open_target
 
     started = time.monotonic()
     schemas = _schemas(root)
     chosen = _environments(root, schemas, environments)
-    try:
-        repo = git.Repo(root, search_parent_directories=True)
-        head = repo.head.commit.hexsha
-    except (git.InvalidGitRepositoryError, git.NoSuchPathError, ValueError):
-        raise FlagopsError(f"{root} is not a git repository with commits; break-glass commits the kill") from None
+    found = open_repository(root)
+    head = found.head() if found is not None else None
+    if found is None or head is None:
+        raise FlagopsError(f"{root} is not a git repository with commits; break-glass commits the kill")
+    repo = found.repo
     require_user(root)  # the commit must have an author: refuse before changing anything
     store, prefix = open_target(target, endpoint_url=endpoint_url, max_connections=8 * len(chosen) + 2)
     for environment in chosen:

@@ -29,11 +29,13 @@ def check_revision(root: Path, local: Optional[str], remote: Optional[str], *, e
         return
     import git
 
-    try:
-        repo = git.Repo(root, search_parent_directories=True)
-    except (git.InvalidGitRepositoryError, git.NoSuchPathError) as exc:
+    from .git import open_repository
+
+    found = open_repository(root)
+    if found is None:
         raise RollbackRefused(f"cannot check the published revision {remote}: {root} is not a git repository",
-                              hint=rollback_hint) from exc
+                              hint=rollback_hint)
+    repo = found.repo
     try:
         repo.commit(rb)
     except (ValueError, git.BadName, git.BadObject) as exc:
