@@ -123,6 +123,19 @@ def test_one_hostile_bundle_never_affects_another_tenants_refresh(tmp_path, dist
     assert not any(r.exc_info for r in caplog.records if r.levelno >= logging.WARNING)
 
 
+def test_a_hostile_bundle_is_retried_once_per_interval_not_in_a_loop(tmp_path, dist, server):
+    write_head(dist, ENV, sequence=1)
+    with client(server.url, refresh_interval=0.2) as c:
+        for s in SLUGS:
+            c.is_enabled("always_on", s)
+        server.replace[f"/{ENV}/tenants/globex.json"] = b"[" * 100_000
+        write_head(dist, ENV, sequence=2, snapshot=None)
+        time.sleep(0.3)
+        server.reset_counts()
+        time.sleep(1.0)
+        assert server.count(suffix="globex.json") <= 8 and server.count(suffix="head.json") <= 8
+
+
 def test_concurrent_oversized_first_loads_stay_bounded(raw, monkeypatch):
     """40 first loads at once, each body endless and without a Content-Length."""
     def endless(wfile, stop):

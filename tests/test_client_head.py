@@ -110,6 +110,16 @@ def test_a_bad_head_is_rejected_and_the_applied_one_stays(headed, server):
         assert c.is_enabled("always_on", "acme")
 
 
+def test_while_the_head_is_unusable_bundles_are_revalidated_as_before(tmp_path, headed, server):
+    with client(server.url) as c:
+        c.is_enabled("new_billing", "acme")  # held
+        server.replace[HEAD] = b"not a head"
+        write_flags(tmp_path / "repo", billing_pct=100)
+        compile_to(tmp_path / "repo", headed)
+        assert c.refresh() is False
+        assert c.is_enabled("new_billing", "acme")
+
+
 # --------------------------------------------------------------------------------- snapshot mode
 
 

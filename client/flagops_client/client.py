@@ -248,11 +248,13 @@ class FlagClient:
         # The head: what it says is applied here; reads only look at _off (one immutable set).
         self._head: Optional[Head] = None
         self._head_etag: Optional[str] = None
+        self._head_modified: Optional[str] = None  # stores without ETags validate by date
         self._headless = False                     # the store has no head (an older store)
         self._off: frozenset[str] = frozenset()
         self._pending: set[str] = set()            # bundles to revalidate for a new revision
         self._vouched: Optional[float] = None      # when the head last confirmed what is held
         self._pacer = Pacer(self.revalidate_rate, self._stop)
+        self._unfinished = False                   # a paced revalidation continues next round
         # Snapshot mode.
         self._snapshot: Optional[Snapshot] = None
         self._snapshot_digest: Optional[str] = None
@@ -584,7 +586,7 @@ class FlagClient:
     def _poll_head(self, session: Session, deadline: float) -> bool:
         """One conditional GET of the head; True when it (or its absence) is usable. Raises FetchError."""
         name = f"{self.environment}/head.json"
-        resp = session.get(name, self._head_etag, None, deadline)
+        resp = session.get(name, self._head_etag, self._head_modified, deadline)
         if resp.status == 304:
             self._not_modified += 1
             self._confirm_head()
@@ -601,7 +603,7 @@ class FlagClient:
             return self._reject(name, f"{exc}; keeping the head in use")
         self._accepted(name)
         self._fetched += 1
-        self._head_etag = resp.etag
+        self._head_etag, self._head_modified = resp.etag, resp.last_modified
         self._apply_head(head)
         return True
 
@@ -700,18 +702,24 @@ class FlagClient:
             try:
                 session = sessions.get(self.base_url)
                 deadline = time.monotonic() + self.timeout
-                all_good &= self._poll_head(session, deadline)
+                head_ok = self._poll_head(session, deadline)
+                all_good &= head_ok
+                # Without a usable head (none, or a rejected one) bundles are revalidated as before.
+                legacy = self._headless or not head_ok
+                self._unfinished = False
                 if self.all_tenants:
                     all_good &= self._sync_snapshot(session, time.monotonic() + max(self.timeout, 1.0))
-                elif self._headless:
+                elif legacy:
                     with self._lock:
                         slugs = list(self._tenants)
                     all_good &= self._revalidate(session, slugs)
-                    if slugs:
+                    if slugs and self._headless:
                         self._fetch_manifest(session, time.monotonic() + self.timeout)
                 else:
-                    all_good &= self._revalidate(session, sorted(self._pending), self._pacer, until)
-                if self._rules_wanted and (self._headless or self._rules_due or self._rules.flags is None):
+                    with self._lock:
+                        pending = sorted(self._pending)
+                    all_good &= self._revalidate(session, pending, self._pacer, until)
+                if self._rules_wanted and (legacy or self._rules_due or self._rules.flags is None):
                     self._rules_due = False
                     all_good &= self._fetch_rules(sessions.get(self._rules_base),
                                                   time.monotonic() + self.timeout)
@@ -737,7 +745,8 @@ class FlagClient:
             if self._stop.is_set():
                 return False
             if pacer is not None and not pacer.wait(until):
-                break  # the rest in the next round, after the head was polled again
+                self._unfinished = True  # the rest in the next round, after the head was polled again
+                break
             entry = self._tenants.get(slug)
             good = True
             if entry is not None:  # else evicted meanwhile
@@ -775,7 +784,7 @@ class FlagClient:
                 except Exception as exc:  # the refresh thread must never die
                     self._streak += 1
                     self._unexpected("refreshing", exc)
-                delay = 0.0 if self._pending and self._streak == 0 else self._next_delay()
+                delay = 0.0 if self._unfinished and self._streak == 0 else self._next_delay()
         finally:
             sessions.close()
 
