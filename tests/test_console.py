@@ -25,7 +25,6 @@ from typing import Any, Iterator
 
 import pytest
 import uvicorn
-from playwright import sync_api as playwright_api
 from playwright.sync_api import expect
 from starlette.testclient import TestClient
 
@@ -33,12 +32,8 @@ from flagops.console.app import create_app
 from flagops.console.security import check_bind_host
 from flagops.errors import UsageError
 from flagops_client.evaluation import evaluate
-from testkit import GIT_ISOLATION, GitRepo, commit_files, git_env, run_git
+from testkit import GIT_ISOLATION, GitRepo, chromium, commit_files, git_env, run_git, screenshot
 
-CHROMIUM = os.environ.get("FLAGOPS_CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
-ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
 NOW = dt.datetime.now(dt.timezone.utc)
 GITHUB_URL = "https://github.com/dezky/flags.git"
 
@@ -172,12 +167,8 @@ def console(clone: tuple[Path, Path]) -> Iterator[Server]:
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    if not Path(CHROMIUM).exists():
-        pytest.fail(f"{CHROMIUM} is missing: run scripts/install-browser.sh (Debian package chromium)")
-    with playwright_api.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+    with chromium() as b:
         yield b
-        b.close()
 
 
 @pytest.fixture(scope="module")
@@ -201,8 +192,7 @@ def page(shared_page: Any, console: Server) -> Iterator[Any]:
 
 
 def _shot(page: Any, name: str) -> None:
-    ARTIFACTS.mkdir(exist_ok=True)
-    page.screenshot(path=str(ARTIFACTS / f"console-{name}.png"), full_page=True)
+    screenshot(page, f"console-{name}")
 
 
 def _until(page: Any, done: Any, timeout: float = 5.0) -> None:

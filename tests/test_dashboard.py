@@ -8,22 +8,16 @@ Screenshots go to test-artifacts/.
 from __future__ import annotations
 
 import datetime as dt
-import os
-import subprocess
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator
 
 import pytest
 
-from playwright import sync_api as playwright_api
 
 from flagops.dashboard import MARKER
 from flagops_client.evaluation import evaluate
+from testkit import chromium, commit_files, run_git, screenshot
 
-CHROMIUM = os.environ.get("FLAGOPS_CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
-ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
 NOW = dt.datetime.now(dt.timezone.utc)
 
 TENANTS = {
@@ -48,21 +42,8 @@ def _yaml_tenants(tenants: list[dict[str, str]]) -> str:
     return "".join("- {" + ", ".join(f"{k}: {v}" for k, v in t.items()) + "}\n" for t in tenants)
 
 
-def _git(root: Path, *args: str, author: str = "Alice Admin", days_ago: float = 0) -> None:
-    when = (NOW - dt.timedelta(days=days_ago)).strftime("%Y-%m-%dT%H:%M:%S+00:00")
-    email = author.split()[0].lower() + "@example.eu"
-    env = {**os.environ, "GIT_AUTHOR_DATE": when, "GIT_COMMITTER_DATE": when, "GIT_AUTHOR_NAME": author,
-           "GIT_AUTHOR_EMAIL": email, "GIT_COMMITTER_NAME": author, "GIT_COMMITTER_EMAIL": email}
-    subprocess.run(["git", "-C", str(root), *args], check=True, capture_output=True, env=env)
-
-
 def _commit(root: Path, files: dict[str, str], message: str, author: str, days_ago: float) -> None:
-    for rel, text in files.items():
-        path = root / rel
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text, encoding="utf-8")
-    _git(root, "add", "-A")
-    _git(root, "commit", "-q", "-m", message, author=author, days_ago=days_ago)
+    commit_files(root, files, message, author=(author, author.split()[0].lower() + "@example.eu"), date=days_ago)
 
 
 CHAT_V1 = "key: chat_beta\ndescription: Team chat in the sidebar\nowner: chat-team@example.eu\nstate: rollout\npct: 20\n"
@@ -84,7 +65,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
     base = tmp_path_factory.mktemp("dashboard")
     root = base / "repo"
     root.mkdir()
-    _git(root, "init", "-q", "-b", "main")
+    run_git(root, "init", "-q", "-b", "main")
     _commit(root, {"tenants/production.yaml": _yaml_tenants(TENANTS["production"]),
                    "tenants/staging.yaml": _yaml_tenants(TENANTS["staging"]),
                    **{f"flags/{k}.yaml": v for k, v in FLAGS.items()}},
@@ -101,12 +82,8 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[object]:
-    if not Path(CHROMIUM).exists():
-        pytest.fail(f"{CHROMIUM} is missing: run scripts/install-browser.sh (Debian package chromium)")
-    with playwright_api.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+    with chromium() as b:
         yield b
-        b.close()
 
 
 @pytest.fixture
@@ -120,9 +97,8 @@ def page(browser: object) -> Iterator[object]:
     context.close()
 
 
-def _shot(page: object, name: str) -> None:
-    ARTIFACTS.mkdir(exist_ok=True)
-    page.screenshot(path=str(ARTIFACTS / f"dashboard-{name}.png"), full_page=True)  # type: ignore[attr-defined]
+def _shot(page: Any, name: str) -> None:
+    screenshot(page, f"dashboard-{name}")
 
 
 CHAT_FINAL = {"key": "chat_beta", "state": "rollout", "pct": 50, "scope": {"plans": ["business", "enterprise"]}}

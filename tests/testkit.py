@@ -6,6 +6,7 @@ that need more than one repository import the classes directly.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import os
 import subprocess
@@ -13,7 +14,7 @@ import sys
 import textwrap
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Mapping, Optional, Union
+from typing import Any, Iterator, Mapping, Optional, Union
 
 #: The author every commit has unless a test names another.
 AUTHOR = ("Ops Tester", "ops@example.eu")
@@ -181,3 +182,32 @@ def spawn(*args: str, cwd: Optional[Path] = None, env: Optional[Mapping[str, Opt
     done = subprocess.run([str(FLAGOPS), *args], cwd=cwd, env=merged, capture_output=True, text=True,
                           encoding="utf-8", timeout=timeout)
     return Completed(["flagops", *args], done.returncode, done.stdout, done.stderr, in_process=False)
+
+
+#: Debian's Chromium (scripts/install-browser.sh); Playwright never downloads a browser here.
+CHROMIUM = os.environ.get("FLAGOPS_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
+
+
+@contextlib.contextmanager
+def chromium() -> Iterator[Any]:
+    """A headless Chromium driven by Playwright; the test fails (never skips) when it is missing."""
+    import pytest
+    from playwright import sync_api
+
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"{CHROMIUM} is missing: run scripts/install-browser.sh (Debian package chromium)")
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+def screenshot(page: Any, name: str) -> None:
+    """A full-page screenshot as test-artifacts/NAME.png."""
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
