@@ -106,30 +106,72 @@ def test_parallel_paths_give_the_same_bytes(tmp_path: Path, data: dict[str, Any]
     assert buckets[0] == buckets[1]  # every bucket hashed, whichever process hashed it
 
 
-def test_overlap_consumes_every_chunk_once_in_this_process(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_share_runs_every_chunk_exactly_once_on_every_core(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("FLAGOPS_JOBS", "2")
-    parent, got = os.getpid(), {}
+    parent = os.getpid()
+    runs = parallel.shared_array(120, np.int64)  # how often each chunk ran, in any process
+    here = parallel.shared_array(120, np.int8)  # 1 when it ran in this process
+    seen: list[int] = []
 
-    def compute(c: int) -> bytes:
-        return f"{c}:{os.getpid() == parent}".encode()
+    def work(c: int) -> int:
+        runs[c] += 1
+        here[c] = os.getpid() == parent
+        time.sleep(0.002)
+        return 3
 
-    def consume(c: int, result: bytes) -> None:
-        assert os.getpid() == parent and c not in got
-        got[c] = result
-        time.sleep(0.003)  # consuming (writing) is the slow side, as in a compile
+    parallel.share(work, 120, seen.append)
+    assert runs.tolist() == [1] * 120
+    assert 0 < int(here.sum()) < 120  # both processes took chunks
+    assert seen == sorted(seen) and seen[-1] == 360  # progress counts everyone's items, ending at all
 
-    parallel.overlap(compute, 120, consume)
-    assert sorted(got) == list(range(120))
-    assert all(r.startswith(f"{c}:".encode()) for c, r in got.items())
-    assert any(r.endswith(b"False") for r in got.values())  # the child did its share
 
-    def failing(c: int) -> bytes:
+def test_share_reports_a_failing_or_dying_worker(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FLAGOPS_JOBS", "2")
+    parent = os.getpid()
+
+    def failing(c: int) -> int:
+        time.sleep(0.002)
         if os.getpid() != parent:
             raise ValueError("disk on fire")
-        return b""
+        return 1
 
-    with pytest.raises(RuntimeError, match="disk on fire"):
-        parallel.overlap(failing, 50, lambda c, r: time.sleep(0.001))
+    with pytest.raises(RuntimeError, match="ValueError: disk on fire"):
+        parallel.share(failing, 50)
+
+    def dying(c: int) -> int:
+        time.sleep(0.002)
+        if os.getpid() != parent:
+            os.kill(os.getpid(), 9)
+        return 1
+
+    with pytest.raises(RuntimeError, match="a worker process died .signal 9"):
+        parallel.share(dying, 50)
+
+
+def test_share_stops_the_workers_when_this_process_fails(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FLAGOPS_JOBS", "2")
+    parent = os.getpid()
+    runs = parallel.shared_array(400, np.int64)
+
+    def work(c: int) -> int:
+        if os.getpid() == parent and c > 3:
+            raise KeyError("here")
+        runs[c] += 1
+        time.sleep(0.005)
+        return 1
+
+    with pytest.raises(KeyError):
+        parallel.share(work, 400)
+    done = int(runs.sum())
+    time.sleep(0.05)
+    assert int(runs.sum()) == done < 400  # the worker was stopped, not left running
+
+
+def test_share_in_one_process(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FLAGOPS_JOBS", "1")
+    parent, order = os.getpid(), []
+    parallel.share(lambda c: order.append((c, os.getpid() == parent)) or 1, 5)
+    assert order == [(c, True) for c in range(5)]
 
 
 def _change_one_rollout(root: Path, flags: dict[str, Any]) -> str:

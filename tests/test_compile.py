@@ -584,3 +584,29 @@ def test_leftovers_of_killed_compiles_are_removed(tmp_path: Path) -> None:
     names = {p.name for p in out.iterdir()}
     assert not {p.name for p in [*stale, old]} & names
     assert live.name in names
+
+
+@pytest.mark.parametrize("slugs", [
+    [],
+    ["solo"],
+    ["b-tenant", "a", "a-longer-tenant-slug-than-the-others", "c9"],
+    ["zürich-gmbh", "ærø", "abc", "日本-tenant", "emoji-🚀"],  # multi-byte UTF-8, sorted by code point
+    ['odd"quote', "back\\slash", "plain"],  # escaped: the exact fallback
+])
+@pytest.mark.parametrize("flags", [0, 1, 9, 200])
+def test_assembled_manifest_and_snapshot_equal_dumps(slugs: list[str], flags: int) -> None:
+    """The table-built tenants objects are byte for byte ``dumps`` of the reference documents."""
+    import numpy as np
+
+    from flagops.layout import manifest_bytes, pack, snapshot_bytes
+
+    rng = random.Random(len(slugs) * 1000 + flags)
+    keys = [f"k{i:03d}" for i in range(flags)]
+    matrix = np.array([[rng.random() < 0.5 for _ in keys] for _ in slugs], dtype=bool).reshape(len(slugs), flags)
+    digests = [hashlib.sha256(s.encode("utf-8")).digest() for s in slugs]
+    manifest = {"schemaVersion": 1, "environment": "production", "revision": "abc", "flags": keys,
+                "tenants": {s: "sha256:" + d.hex() for s, d in zip(slugs, digests)}}
+    assert manifest_bytes("production", "abc", keys, slugs, digests) == dumps(manifest)
+    rows = {s: [bool(v) for v in matrix[i]] for i, s in enumerate(slugs)}
+    assert (snapshot_bytes("production", None, keys, slugs, pack(matrix))
+            == dumps(snapshot_document("production", None, keys, rows)))

@@ -62,6 +62,21 @@ def test_bucket_matches_every_vector() -> None:
     assert wrong == []
 
 
+def test_vectorised_buckets_equal_bucket() -> None:
+    """The compiler's batch hashing (digests as 64-bit words, remainder by numpy) is ``bucket``."""
+    import numpy as np
+
+    from flagops.matrix import _hash_buckets
+
+    rows = _bucket_rows()
+    ids = sorted({r["tenantId"] for r in rows}) + [f"t-{i}-\u00e9\U0001f680" for i in range(3000)]
+    prefixes = [f"{i}:".encode("utf-8") for i in ids]
+    for key in sorted({r["key"] for r in rows})[:5] + ["k", "unicode_\u00fc"]:
+        got = _hash_buckets(prefixes, np.arange(len(ids)), key)
+        assert list(got) == [bucket(i, key) for i in ids], key
+    assert _hash_buckets(prefixes, np.arange(0), "k") == b""
+
+
 def test_in_rollout_bucket_is_bucket_below_pct() -> None:
     for row in _bucket_rows()[:300]:
         b = int(row["bucket"])

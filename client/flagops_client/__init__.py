@@ -4,9 +4,27 @@ The evaluation semantics live in :mod:`flagops_client.evaluation`, shared with t
 :class:`FlagClient` answers from memory, refreshes in the background and survives outages.
 """
 
-from .client import FlagClient, Resolution, Status
-from .documents import DocumentError
+from typing import TYPE_CHECKING, Any
+
 from .evaluation import evaluate, evaluate_all, has_any_scope, in_rollout_bucket, matches_scope
+
+if TYPE_CHECKING:
+    from .client import FlagClient, Resolution, Status
+    from .documents import DocumentError
+
+#: Imported on first use: the pipeline needs only the evaluation, not the client.
+_LAZY = {"FlagClient": "client", "Resolution": "client", "Status": "client", "DocumentError": "documents"}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    from importlib import import_module
+
+    value = getattr(import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value
+    return value
 
 __all__ = ["DocumentError", "FlagClient", "Resolution", "Status", "evaluate", "evaluate_all",
            "has_any_scope", "in_rollout_bucket", "matches_scope"]

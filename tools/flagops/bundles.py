@@ -31,7 +31,7 @@ from .layout import (BUNDLES_DIR, ENVIRONMENT_FILES, MANIFEST, RULES, SNAPSHOT, 
                      manifest_bytes, pack, rules_document, slug_order, snapshot_bytes)
 from . import matrix as _matrix
 from .matrix import ChunkedMatrix, TenantIndex, evaluate_columns
-from .parallel import overlap
+from .parallel import share, shared_array
 
 Progress = Callable[[int, int, str], None]
 
@@ -48,49 +48,33 @@ def _write_file(path: str, data: bytes) -> None:
         os.close(fd)
 
 
-#: Tenants per piece of the overlapped evaluate-and-write (small: the first piece is waited for).
-CHUNK = 2048
+#: Tenants per chunk of the shared evaluate-and-write: small, so that the processes finish together.
+CHUNK = 1024
+#: From this many tenants on, the bundles are written by every core (creating files is most of the cost).
+PARALLEL_WRITE_MIN = 4096
 
 
 class _Writer:
-    """Writes bundles into one directory (opened once: no path lookup per file)."""
+    """Renders and writes bundles into one directory (opened once: no path lookup per file).
+
+    The sha256 and size of each bundle go to ``digests`` (rows of 32 bytes) and ``sizes``;
+    pass arrays from :func:`flagops.parallel.shared_array` when other processes write too.
+    """
 
     def __init__(self, renderer: BundleRenderer, slugs: Sequence[str], directory: Path, total: int,
-                 environment: str, progress: Optional[Progress]):
-        self.renderer, self.slugs, self.total = renderer, slugs, total
-        self.environment, self.progress = environment, progress
+                 digests: Optional[np.ndarray] = None, sizes: Optional[np.ndarray] = None):
+        self.renderer, self.slugs = renderer, slugs
+        self.digests = np.zeros((total, 32), dtype=np.uint8) if digests is None else digests
+        self.sizes = np.zeros(total, dtype=np.uint32) if sizes is None else sizes
         self.dir_fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
-        self.digests: list[bytes] = [b""] * total
-        self.sizes = np.zeros(total, dtype=np.uint32)
-        self.done = 0
-        self._step = max(1, total // 50)
 
-    def digests_of(self, packed_rows: np.ndarray, positions: Sequence[int]) -> bytes:
-        """The sha256 of each of these bundles, concatenated (rendered, not written)."""
-        rows = np.ascontiguousarray(packed_rows).tobytes()
-        width = packed_rows.shape[1] if packed_rows.ndim == 2 else 0
+    def write(self, packed_rows: np.ndarray, positions: Sequence[int], at: int) -> int:
+        """Write the bundles of tenants ``positions`` (rows ``packed_rows``); results from row ``at`` on."""
         chosen = [self.slugs[p] for p in positions]
-        bundle, sha = self.renderer.bundle, hashlib.sha256
-        return b"".join([sha(bundle(rows[n * width:(n + 1) * width], slug, tail)).digest()
-                         for n, (slug, tail) in enumerate(zip(chosen, self.renderer.tails(chosen)))])
-
-    def write(self, packed_rows: np.ndarray, positions: Sequence[int], into: Sequence[int],
-              known: Optional[bytes] = None) -> None:
-        """Write the bundles of tenants ``positions`` (rows ``packed_rows``); results at ``into``.
-
-        ``known``: their digests from :meth:`digests_of`, computed elsewhere.
-        """
-        rows = np.ascontiguousarray(packed_rows).tobytes()
-        width = packed_rows.shape[1] if packed_rows.ndim == 2 else 0
-        positions = list(positions)
-        chosen = [self.slugs[p] for p in positions]
-        tails = self.renderer.tails(chosen)
-        bundle, dir_fd, digests = self.renderer.bundle, self.dir_fd, self.digests
-        sha, op, wr, cl = hashlib.sha256, os.open, os.write, os.close
+        bundles = self.renderer.render(packed_rows, chosen)
+        dir_fd, op, wr, cl = self.dir_fd, os.open, os.write, os.close
         flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC
-        lengths = []
-        for n, (slug, tail, at) in enumerate(zip(chosen, tails, into)):
-            data = bundle(rows[n * width:(n + 1) * width], slug, tail)
+        for slug, data in zip(chosen, bundles):
             fd = op(f"{slug}.json", flags, 0o644, dir_fd=dir_fd)
             try:
                 if wr(fd, data) != len(data):  # a short write: only on odd file systems
@@ -99,27 +83,48 @@ class _Writer:
                         view = view[wr(fd, view):]
             finally:
                 cl(fd)
-            digests[at] = sha(data).digest() if known is None else known[32 * n:32 * n + 32]
-            lengths.append(len(data))
-        self.sizes[list(into)] = lengths
-        before, self.done = self.done, self.done + len(positions)
-        if self.progress and (self.done // self._step != before // self._step or self.done == self.total):
-            self.progress(self.done, self.total, self.environment)
+        sha = hashlib.sha256
+        end = at + len(chosen)
+        self.digests[at:end] = np.frombuffer(b"".join([sha(data).digest() for data in bundles]),
+                                             dtype=np.uint8).reshape(-1, 32)
+        self.sizes[at:end] = [len(data) for data in bundles]
+        return len(chosen)
+
+    def digest_list(self) -> list[bytes]:
+        raw = self.digests.tobytes()
+        return [raw[i:i + 32] for i in range(0, len(raw), 32)]
 
     def close(self) -> None:
         os.close(self.dir_fd)
+
+
+def _reporter(progress: Optional[Progress], total: int, environment: str) -> Callable[[int], None]:
+    """``progress`` at most about 50 times over ``total``, and always at the end."""
+    step, last = max(1, total // 50), [-1]
+
+    def report(done: int) -> None:
+        if progress and (done // step != last[0] or done == total):
+            last[0] = done // step
+            progress(done, total, environment)
+
+    return report
 
 
 def write_bundles(renderer: BundleRenderer, packed: np.ndarray, slugs: Sequence[str], positions: np.ndarray,
                   directory: Path, environment: str, progress: Optional[Progress] = None
                   ) -> tuple[list[bytes], np.ndarray]:
     """Write the bundles of the tenants at ``positions`` into ``directory``: (sha256 digests, sizes)."""
-    writer = _Writer(renderer, slugs, directory, len(positions), environment, progress)
+    writer = _Writer(renderer, slugs, directory, len(positions))
+    report = _reporter(progress, len(positions), environment)
     try:
-        writer.write(packed[positions], positions.tolist(), range(len(positions)))
+        chosen = positions.tolist()
+        for lo in range(0, len(chosen), CHUNK):
+            part = chosen[lo:lo + CHUNK]
+            writer.write(packed[part], part, lo)
+            report(lo + len(part))
     finally:
         writer.close()
-    return writer.digests, writer.sizes
+    return writer.digest_list(), writer.sizes
 
 
 def evaluate_and_write(rules: Mapping[str, Mapping[str, Any]], keys: Sequence[str], index: TenantIndex,
@@ -128,49 +133,38 @@ def evaluate_and_write(rules: Mapping[str, Mapping[str, Any]], keys: Sequence[st
                        ) -> tuple[np.ndarray, list[bytes], np.ndarray, dict[str, int]]:
     """Evaluate every tenant and write every bundle: (packed rows, digests, sizes, tenants on per key).
 
-    The rollout hashing of one range of tenants overlaps the writing of the previous one
-    (:func:`flagops.parallel.overlap`): the cost is about the larger of the two, not their sum.
-    The process that hashes a range also computes its bundles' digests, which balances the two
-    sides (writing costs more than hashing here).
+    The tenants are cut into chunks, and every core takes chunks from one queue
+    (:func:`flagops.parallel.share`): the process that takes a chunk hashes its rollout buckets,
+    renders and writes its bundles and records their digests, in memory shared by all of them.
+    So hashing in one process overlaps writing in another, and no core waits for another.
     """
     n = len(slugs)
     matrix = ChunkedMatrix(rules, keys, index, environment)
-    packed = np.zeros((n, (len(keys) + 7) // 8), dtype=np.uint8)
-    writer = _Writer(renderer, slugs, directory, n, environment, progress)
+    spread = matrix.pairs >= _matrix.PARALLEL_HASH_MIN or n >= PARALLEL_WRITE_MIN
+    digests = shared_array((n, 32), np.uint8) if spread else None
+    sizes = shared_array(n, np.uint32) if spread else None
+    if spread:
+        matrix.share_columns(lambda length: shared_array(length, np.uint8))
+    writer = _Writer(renderer, slugs, directory, n, digests, sizes)
     bounds = list(range(0, n, CHUNK)) + [n]
-    here = os.getpid()
-    local: set[int] = set()
 
-    def compute(c: int) -> bytes:
+    def work(c: int) -> int:
         lo, hi = bounds[c], bounds[c + 1]
-        buckets = matrix.hash_range(lo, hi)
-        if os.getpid() == here:  # computed in this process: consume() needs nothing more
-            local.add(c)
-            return buckets
-        matrix.store(lo, hi, buckets)  # the child's own copy
-        return buckets + writer.digests_of(pack(matrix.rows(lo, hi)), range(lo, hi))
+        matrix.store(lo, hi, matrix.hash_range(lo, hi))
+        return writer.write(pack(matrix.rows(lo, hi)), range(lo, hi), lo)
 
-    def consume(c: int, payload: bytes) -> None:
-        lo, hi = bounds[c], bounds[c + 1]
-        known = None
-        if c in local:
-            buckets = payload
-        else:
-            buckets, known = payload[:len(payload) - 32 * (hi - lo)], payload[len(payload) - 32 * (hi - lo):]
-        matrix.store(lo, hi, buckets)
-        packed[lo:hi] = pack(matrix.rows(lo, hi))
-        writer.write(packed[lo:hi], range(lo, hi), range(lo, hi), known)
-
+    report = _reporter(progress, n, environment)
     try:
-        if matrix.pairs >= _matrix.PARALLEL_HASH_MIN:
-            overlap(compute, len(bounds) - 1, consume)
+        if spread:
+            share(work, len(bounds) - 1, report)
         else:
             for c in range(len(bounds) - 1):
-                consume(c, compute(c))
+                report(bounds[c] + work(c))
     finally:
         writer.close()
-    enabled = dict(zip(keys, matrix.matrix.sum(axis=0).tolist()))
-    return packed, writer.digests, writer.sizes, enabled
+    full = matrix.finish()
+    enabled = dict(zip(keys, full.sum(axis=0).tolist()))
+    return pack(full), writer.digest_list(), np.array(writer.sizes), enabled
 
 
 @dataclass

@@ -14,7 +14,7 @@ from typing import Any, Mapping, Optional
 
 from .fsutil import atomic_write
 from .layout import CATALOG, SCHEMA_VERSION, dumps
-from .git import flags_revision
+from .git import flags_revision, may_be_in_git
 
 __all__ = ["CATALOG", "HISTORY_CAP", "build_catalog", "catalog_bytes", "write_catalog"]
 
@@ -24,6 +24,8 @@ HISTORY_CAP = 20
 
 def _history_by_key(root: Path) -> Optional[dict[str, list[dict[str, Any]]]]:
     """Every flag's history, newest first; None outside git (or without a git binary)."""
+    if not may_be_in_git(root):
+        return None
     import git
 
     from .history import open_repo, scan_history  # here: git and the history reader only when needed

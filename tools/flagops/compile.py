@@ -26,6 +26,7 @@ from .errors import UsageError, require_environment
 from .fsutil import remove_stale, swap_directories, temp_name
 from .layout import CATALOG
 from .loading import Project
+from .parallel import frozen_heap
 from .problems import Result
 from .git import flags_revision
 from .schemas import Schemas
@@ -119,8 +120,10 @@ def compile_validated(project: Project, environments: Iterable[str], out: Path, 
     staged: list[Staged] = []
     files: list[_StagedFile] = []
     try:
-        for env in envs:
-            staged.append(stage_environment(rules, project.inventories[env].tenants, env, revision, out, progress))
+        with frozen_heap():  # millions of short-lived containers: no collection walks the inventories
+            for env in envs:
+                staged.append(stage_environment(rules, project.inventories[env].tenants, env, revision, out,
+                                                progress))
         if catalog is not None:
             files.append(_StagedFile(out / CATALOG, catalog))
         _commit(out, staged, files)

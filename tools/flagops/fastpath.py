@@ -10,6 +10,7 @@ slow paths.
 from __future__ import annotations
 
 import re
+from operator import itemgetter, methodcaller
 from typing import Any, Optional
 
 import yaml
@@ -78,26 +79,26 @@ def tenants_fast_ok(data: Any, plans: set[str], slug_re: re.Pattern[str]) -> boo
     """A quick check mirroring tenants.schema.json, so 100,000 valid tenants skip jsonschema."""
     if not isinstance(data, list):
         return False
+    # One pass per property, each a C-level map (no Python code per tenant), which matters
+    # at 100,000 tenants.
     allowed = {"id", "slug", "plan", "partnerSlug", "name"}
-    # One pass per property (comprehensions, C-level all/map): about twice as fast as one
-    # Python-level loop with every check, which matters at 100,000 tenants.
-    if not all(type(t) is dict and allowed.issuperset(t) for t in data):
+    if not set(map(type, data)) <= {dict} or not all(map(allowed.issuperset, data)):
         return False
-    if not all(type(v) is str and v for v in [t.get("id") for t in data]):
+    ids = list(map(methodcaller("get", "id"), data))
+    if not set(map(type, ids)) <= {str} or not all(ids):
         return False
-    if not all(type(p) is str and p in plans for p in [t.get("plan") for t in data]):
+    tenant_plans = list(map(methodcaller("get", "plan"), data))
+    if not set(map(type, tenant_plans)) <= {str} or not set(tenant_plans) <= plans:
         return False
-    values = [t.get("slug") for t in data] + [t["partnerSlug"] for t in data if "partnerSlug" in t]
-    if not all(type(v) is str for v in values):
+    partners = map(itemgetter("partnerSlug"), filter(methodcaller("__contains__", "partnerSlug"), data))
+    values = list(map(methodcaller("get", "slug"), data)) + list(partners)
+    if not set(map(type, values)) <= {str} or not all(map(slug_re.fullmatch, values)):
         return False
-    match = slug_re.fullmatch
-    if not all(map(match, values)):
-        return False
-    return all(type(t["name"]) is str for t in data if "name" in t)
+    return set(map(type, map(itemgetter("name"), filter(methodcaller("__contains__", "name"), data)))) <= {str}
 
 
 def all_unique(data: Any) -> bool:
     """True when ``data`` (tenants that passed the fast check) repeats no id and no slug."""
-    ids = [t["id"] for t in data]
-    slugs = [t["slug"] for t in data]
+    ids = list(map(itemgetter("id"), data))
+    slugs = list(map(itemgetter("slug"), data))
     return len(set(ids)) == len(ids) and len(set(slugs)) == len(slugs)

@@ -27,7 +27,7 @@ from typing import Any, Iterator, Optional, Sequence, Union
 from .errors import FlagopsError, GitUserError, NotAGitRepositoryError, RevisionError
 
 __all__ = ["TRACKED_PATHS", "GitSource", "Repository", "author", "commit_paths", "flags_revision",
-           "open_repository", "require_repository", "require_user", "resolve_revision", "run_git",
+           "may_be_in_git", "open_repository", "require_repository", "require_user", "resolve_revision", "run_git",
            "stream_log", "worktree"]
 
 #: The paths whose uncommitted changes make a revision "-dirty".
@@ -91,6 +91,8 @@ class Repository:
 
 def open_repository(root: Union[str, Path]) -> Optional[Repository]:
     """The git repository holding ``root``, or None outside git (or without a work tree)."""
+    if not may_be_in_git(Path(root)):
+        return None
     import git
 
     try:
@@ -106,6 +108,17 @@ def open_repository(root: Union[str, Path]) -> Optional[Repository]:
     except ValueError:
         rel = "."
     return Repository(repo, "" if rel == "." else rel + "/")
+
+
+def may_be_in_git(root: Path) -> bool:
+    """False when no ``.git`` is at or above ``root`` (and git is not pointed elsewhere): no GitPython then."""
+    if os.environ.get("GIT_DIR"):
+        return True
+    try:
+        here = root.resolve()
+    except OSError:
+        return True
+    return any((folder / ".git").exists() for folder in (here, *here.parents))
 
 
 def require_repository(root: Union[str, Path], why: str, *, hint: Optional[str] = None) -> Repository:

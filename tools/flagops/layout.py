@@ -14,6 +14,7 @@ import base64
 import hashlib
 import json
 import re
+from itertools import repeat
 from typing import Any, Mapping, Optional, Sequence
 
 import numpy as np
@@ -98,25 +99,40 @@ class BundleRenderer:
         return b"".join([self.head, *map(list.__getitem__, self.tables, row),
                          tail if tail is not None else self.mid + json_str(slug) + b"}\n"])
 
+    def render(self, packed_rows: np.ndarray, slugs: Sequence[str]) -> list[bytes]:
+        """The bundles of ``slugs`` from their packed rows (one row each), column by column."""
+        columns = [list(map(table.__getitem__, packed_rows[:, g].tolist())) for g, table in enumerate(self.tables)]
+        return list(map(b"".join, zip(repeat(self.head, len(slugs)), *columns, self.tails(slugs))))
+
 
 def slug_order(slugs: Sequence[str]) -> list[int]:
     """Positions of ``slugs`` in sorted order (the order of every tenants object)."""
     return sorted(range(len(slugs)), key=slugs.__getitem__)
 
 
-def _tenants_object(slugs: Sequence[str], values: Sequence[str], order: Sequence[int]) -> bytes:
-    """``{"<slug>":"<value>",...}`` in ``order``, as :func:`dumps` writes it (values need no escaping)."""
-    if not order:
-        return b"{}"
-    if not _PLAIN.fullmatch("".join(slugs)):  # never for valid slugs; kept exact anyway
-        return b"{" + b",".join([json_str(slugs[i]) + b':"' + values[i].encode() + b'"' for i in order]) + b"}"
+def _tenants_object(slugs: Sequence[str], values: np.ndarray, order: Sequence[int]) -> bytes:
+    """``{"<slug>":"<value>",...}`` in ``order``, as :func:`dumps` writes it.
+
+    ``values``: one row of ASCII bytes per slug (base64 or hex: never escaped, never NUL).
+    """
     n = len(order)
-    parts: list[str] = [""] * (4 * n)  # one join over interleaved pieces: no string built per entry
-    parts[0::4] = [slugs[i] for i in order]
-    parts[1::4] = ['":"'] * n
-    parts[2::4] = [values[i] for i in order]
-    parts[3::4] = ['","'] * n
-    return ('{"' + "".join(parts)[:-2] + "}").encode("utf-8")
+    if not n:
+        return b"{}"
+    ordered = list(map(slugs.__getitem__, order))
+    rows = values[np.asarray(order, dtype=np.int64)]
+    if not _PLAIN.fullmatch("".join(ordered)):  # never for valid slugs; kept exact anyway
+        return b"{" + b",".join([json_str(s) + b':"' + row.tobytes() + b'"' for s, row in zip(ordered, rows)]) + b"}"
+    # One table row per entry, the slug NUL-padded to the longest; dropping the NULs (no
+    # slug or value holds one) leaves the entries joined. No Python code runs per tenant.
+    encoded = np.array(list(map(str.encode, ordered)))
+    width, value_width = encoded.dtype.itemsize, rows.shape[1]
+    table = np.empty((n, width + value_width + 6), dtype=np.uint8)
+    table[:, 0] = ord('"')
+    table[:, 1:1 + width] = encoded.view(np.uint8).reshape(n, width)
+    table[:, 1 + width:4 + width] = np.frombuffer(b'":"', dtype=np.uint8)
+    table[:, 4 + width:4 + width + value_width] = rows
+    table[:, 4 + width + value_width:] = np.frombuffer(b'",', dtype=np.uint8)
+    return b"{" + table[table != 0].tobytes()[:-1] + b"}"
 
 
 def _with_tenants(small: bytes, tenants: bytes) -> bytes:
@@ -129,8 +145,10 @@ def manifest_bytes(environment: str, revision: Optional[str], keys: Sequence[str
     """``dumps`` of the manifest (``digests``: the raw sha256 of each tenant's bundle)."""
     small = dumps({"schemaVersion": SCHEMA_VERSION, "environment": environment, "revision": revision,
                    "flags": list(keys)})
-    hexes = b"".join(digests).hex()
-    values = ["sha256:" + hexes[i:i + 64] for i in range(0, len(hexes), 64)]
+    n = len(slugs)
+    values = np.empty((n, 71), dtype=np.uint8)
+    values[:, :7] = np.frombuffer(b"sha256:", dtype=np.uint8)
+    values[:, 7:] = np.frombuffer(b"".join(digests).hex().encode("ascii"), dtype=np.uint8).reshape(n, 64)
     return _with_tenants(small, _tenants_object(slugs, values, slug_order(slugs) if order is None else order))
 
 
@@ -149,23 +167,19 @@ def snapshot_document(environment: str, revision: Optional[str], keys: Sequence[
             "flags": list(keys), "tenants": tenants}
 
 
-def _base64_rows(packed: np.ndarray) -> list[str]:
-    """Standard base64 (padded) of each row, encoded in one call for the whole matrix."""
+def _base64_rows(packed: np.ndarray) -> np.ndarray:
+    """Standard base64 (padded) of each row as ASCII bytes, one row each, in one call for all."""
     n, width = packed.shape
-    if n == 0:
-        return []
-    if width == 0:
-        return [""] * n
     groups = (width + 2) // 3
+    if n == 0 or width == 0:
+        return np.zeros((n, groups * 4), dtype=np.uint8)
     padded = np.zeros((n, groups * 3), dtype=np.uint8)
     padded[:, :width] = packed
     text = np.frombuffer(base64.b64encode(padded.tobytes()), dtype=np.uint8).reshape(n, groups * 4).copy()
     tail = groups * 3 - width  # zero bytes added to each row: they encode as "A", standard is "="
     if tail:
         text[:, groups * 4 - tail:] = ord("=")
-    line = groups * 4
-    raw = text.tobytes().decode("ascii")
-    return [raw[i:i + line] for i in range(0, n * line, line)]
+    return text
 
 
 def snapshot_bytes(environment: str, revision: Optional[str], keys: Sequence[str], slugs: Sequence[str],

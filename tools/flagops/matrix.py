@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Mapping, Optional, Sequence
+from itertools import repeat
+from operator import itemgetter, methodcaller
+from typing import Any, Callable, Iterable, Mapping, Optional, Sequence
 
 import numpy as np
 from flagops_client.evaluation import AXES, evaluate, has_any_scope, normalise_scope
@@ -39,49 +41,6 @@ def normalise_flag(flag: Mapping[str, Any]) -> dict[str, Any]:
 
 
 @dataclass
-class TenantIndex:
-    """Tenant positions grouped by axis value, built once per inventory.
-
-    It also carries, built on first use, the per-axis code arrays the vectorised evaluation
-    reads and the tenants' rollout buckets (a :class:`BucketCache`), so evaluating several
-    flags (or the same flag before and after a change) hashes each (tenant, key) once.
-    """
-
-    tenants: Sequence[Mapping[str, Any]]
-    by_plan: dict[str, list[int]] = field(default_factory=dict)
-    by_slug: dict[str, int] = field(default_factory=dict)
-    by_partner: dict[str, list[int]] = field(default_factory=dict)
-    ids: list[str] = field(default_factory=list)
-    buckets: Optional["BucketCache"] = field(default=None, repr=False, compare=False)
-    _axes: Optional["_Axes"] = field(default=None, repr=False, compare=False)
-
-    @classmethod
-    def build(cls, tenants: Sequence[Mapping[str, Any]]) -> "TenantIndex":
-        index = cls(tenants)
-        for i, t in enumerate(tenants):
-            index.by_plan.setdefault(t["plan"], []).append(i)
-            index.by_slug[t["slug"]] = i
-            partner = t.get("partnerSlug")
-            if partner is not None:
-                index.by_partner.setdefault(partner, []).append(i)
-            index.ids.append(str(t["id"]))
-        return index
-
-    def __len__(self) -> int:
-        return len(self.tenants)
-
-    def axes(self) -> "_Axes":
-        if self._axes is None:
-            self._axes = _Axes.build(self)
-        return self._axes
-
-    def bucket_cache(self) -> "BucketCache":
-        if self.buckets is None:
-            self.buckets = BucketCache(self.ids)
-        return self.buckets
-
-
-@dataclass
 class _Axes:
     """Each tenant's plan and partner as small integer codes (the last code means "none")."""
 
@@ -91,17 +50,70 @@ class _Axes:
     partner_ids: dict[str, int]
 
     @classmethod
-    def build(cls, index: TenantIndex) -> "_Axes":
-        n = len(index)
-        plan_ids = {p: c for c, p in enumerate(index.by_plan)}
-        partner_ids = {p: c for c, p in enumerate(index.by_partner)}
-        plans = np.full(n, len(plan_ids), dtype=np.int32)
-        for p, positions in index.by_plan.items():
-            plans[positions] = plan_ids[p]
-        partners = np.full(n, len(partner_ids), dtype=np.int32)
-        for p, positions in index.by_partner.items():
-            partners[positions] = partner_ids[p]
-        return cls(plans, plan_ids, partners, partner_ids)
+    def build(cls, plans: list[Any], partners: list[Any]) -> "_Axes":
+        # Codes in order of first appearance; map() and fromiter keep the loops in C.
+        plan_ids = {p: c for c, p in enumerate(dict.fromkeys(plans))}
+        seen = dict.fromkeys(partners)
+        seen.pop(None, None)
+        partner_ids = {p: c for c, p in enumerate(seen)}
+        lookup = {**partner_ids, None: len(partner_ids)}
+        return cls(np.fromiter(map(plan_ids.__getitem__, plans), dtype=np.int32, count=len(plans)), plan_ids,
+                   np.fromiter(map(lookup.__getitem__, partners), dtype=np.int32, count=len(partners)),
+                   partner_ids)
+
+    @staticmethod
+    def groups(codes: np.ndarray, names: dict[str, int]) -> dict[str, list[int]]:
+        order = np.argsort(codes, kind="stable")
+        starts = np.searchsorted(codes[order], np.arange(len(names) + 1))
+        return {name: order[starts[c]:starts[c + 1]].tolist() for name, c in names.items()}
+
+
+@dataclass
+class TenantIndex:
+    """One inventory's tenants as the vectorised evaluation reads them, built once.
+
+    Positions by slug, each tenant's id, plan and partner (as codes, :meth:`axes`), and, built
+    on first use, the tenants' rollout buckets (a :class:`BucketCache`), so evaluating several
+    flags (or the same flag before and after a change) hashes each (tenant, key) once.
+    """
+
+    tenants: Sequence[Mapping[str, Any]]
+    by_slug: dict[str, int] = field(default_factory=dict)
+    ids: list[str] = field(default_factory=list)
+    slugs: list[str] = field(default_factory=list)
+    buckets: Optional["BucketCache"] = field(default=None, repr=False, compare=False)
+    _axes: Optional[_Axes] = field(default=None, repr=False, compare=False)
+
+    @classmethod
+    def build(cls, tenants: Sequence[Mapping[str, Any]]) -> "TenantIndex":
+        slugs = list(map(itemgetter("slug"), tenants))
+        axes = _Axes.build(list(map(itemgetter("plan"), tenants)), list(map(methodcaller("get", "partnerSlug"), tenants)))
+        return cls(tenants, dict(zip(slugs, range(len(slugs)))), list(map(str, map(itemgetter("id"), tenants))),
+                   slugs, _axes=axes)
+
+    def __len__(self) -> int:
+        return len(self.tenants)
+
+    def axes(self) -> _Axes:
+        assert self._axes is not None
+        return self._axes
+
+    @property
+    def by_plan(self) -> dict[str, list[int]]:
+        """Plan -> positions of its tenants."""
+        axes = self.axes()
+        return _Axes.groups(axes.plan_codes, axes.plan_ids)
+
+    @property
+    def by_partner(self) -> dict[str, list[int]]:
+        """Partner slug -> positions of its tenants."""
+        axes = self.axes()
+        return _Axes.groups(axes.partner_codes, axes.partner_ids)
+
+    def bucket_cache(self) -> "BucketCache":
+        if self.buckets is None:
+            self.buckets = BucketCache(self.ids)
+        return self.buckets
 
 
 # --------------------------------------------------------------------------- rollout buckets
@@ -112,11 +124,17 @@ _UNKNOWN = 255  # bucket not computed yet
 
 
 def _hash_buckets(prefixes: Sequence[bytes], positions: np.ndarray, key: str) -> bytes:
-    """``bucket(id, key)`` for the tenants at ``positions``, one byte each (the hot loop)."""
+    """``bucket(id, key)`` for the tenants at ``positions``, one byte each (the hot loop).
+
+    The digests are joined and read as four big-endian 64-bit words each; the remainder by 100
+    of the whole 256-bit number is then taken with numpy (2**64, 2**128 and 2**192 are 16, 56
+    and 96 modulo 100), which is the client's ``int.from_bytes(digest, "big") % 100``.
+    """
     kb = key.encode("utf-8")
     sha = hashlib.sha256
-    frm = int.from_bytes
-    return bytes([frm(sha(prefixes[i] + kb).digest(), "big") % 100 for i in positions.tolist()])
+    data = b"".join([sha(prefixes[i] + kb).digest() for i in positions.tolist()])
+    words = np.frombuffer(data, dtype=">u8").reshape(-1, 4) % 100
+    return ((words[:, 0] * 96 + words[:, 1] * 56 + words[:, 2] * 16 + words[:, 3]) % 100).astype(np.uint8).tobytes()
 
 
 class BucketCache:
@@ -136,7 +154,7 @@ class BucketCache:
 
     def _prefix_list(self) -> list[bytes]:
         if self._prefixes is None:
-            self._prefixes = [f"{i}:".encode("utf-8") for i in self.ids]
+            self._prefixes = list(map(str.encode, map(str.__add__, self.ids, repeat(":"))))
         return self._prefixes
 
     def column(self, key: str) -> np.ndarray:
@@ -324,8 +342,21 @@ class ChunkedMatrix:
         for key, positions in self._cuts(lo, hi):
             self.cache.columns[key][positions] = np.frombuffer(data, dtype=np.uint8, count=len(positions), offset=at)
             at += len(positions)
-            self.cache.hashed += len(positions)
-        self.cache.changed = self.cache.changed or bool(at)
+
+    def share_columns(self, allocate: Callable[[int], np.ndarray]) -> None:
+        """Move the columns that wait for buckets into arrays from ``allocate(length)`` (shared memory)."""
+        for key, _ in self.work:
+            column = allocate(len(self.index))
+            column[:] = self.cache.columns[key]
+            self.cache.columns[key] = column
+
+    def finish(self) -> np.ndarray:
+        """The whole matrix, once every range's buckets are stored (by any process)."""
+        self.rows(0, len(self.index))
+        if self.pairs:
+            self.cache.hashed += self.pairs
+            self.cache.changed = True
+        return self.matrix
 
     def rows(self, lo: int, hi: int) -> np.ndarray:
         """The final rows of tenants ``lo:hi`` (their buckets stored)."""

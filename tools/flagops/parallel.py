@@ -2,20 +2,25 @@
 
 :func:`fork_map`: the parent forks one child per extra core; each child runs ``func(i)`` on
 inherited memory and sends back a pickled result through a pipe. The parent does share 0
-itself. :func:`overlap`: a child computes pieces of work while the parent consumes them (for
-example, writes files), and the parent computes pieces too whenever it would otherwise wait.
+itself. :func:`share`: this process and forked workers take chunks of work from one queue
+(for example: hash, render and write the bundles of a range of tenants), so that every core
+is busy until the end; results travel through :func:`shared_array` memory or files.
 Set ``FLAGOPS_JOBS=1`` to run everything in one process.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import gc
 import mmap
 import os
 import pickle
 import select
+import signal
 import struct
 import sys
-from typing import Any, Callable
+from typing import Any, Callable, Iterator, Optional
 
 JOBS_ENV = "FLAGOPS_JOBS"
 
@@ -97,97 +102,158 @@ def fork_map(func: Callable[[int], Any], shares: int) -> list[Any]:
     return results
 
 
-_FRAME = struct.Struct("<qQ")  # chunk (or _DONE / _FAILED), payload length
-_DONE, _FAILED = -1, -2
+@contextlib.contextmanager
+def frozen_heap() -> Iterator[None]:
+    """No garbage collection of the objects that exist now, while the block runs.
+
+    A compile allocates millions of short-lived containers; each automatic collection would
+    walk every loaded tenant and flag again. Frozen objects are also never written by the
+    collector, so forked workers share their pages instead of copying them.
+    """
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
 
 
-def _read_exactly(fd: int, size: int) -> bytes:
-    chunks, left = [], size
-    while left:
-        chunk = os.read(fd, min(left, 1 << 20))
-        if not chunk:
-            raise EOFError
-        chunks.append(chunk)
-        left -= len(chunk)
-    return b"".join(chunks)
+def shared_array(shape: "int | tuple[int, ...]", dtype: Any) -> Any:
+    """A zeroed numpy array in memory shared with the processes forked after it (by :func:`share`)."""
+    import numpy as np
+
+    shape = (shape,) if isinstance(shape, int) else tuple(shape)
+    size = int(np.prod(shape, dtype=np.int64)) * np.dtype(dtype).itemsize
+    return np.frombuffer(mmap.mmap(-1, max(1, size)), dtype=dtype, count=size // np.dtype(dtype).itemsize).reshape(shape)
 
 
-def _send(fd: int, chunk: int, payload: bytes) -> None:
-    view = memoryview(_FRAME.pack(chunk, len(payload)) + payload)
+_CLAIM = struct.Struct("<I")  # one chunk number in the queue
+
+
+def _queue(count: int) -> Optional[int]:
+    """The read end of a pipe holding every chunk number (write end closed), or None if it cannot hold them."""
+    r, w = os.pipe()
+    try:
+        need = count * _CLAIM.size
+        capacity = fcntl.fcntl(w, fcntl.F_GETPIPE_SZ) if hasattr(fcntl, "F_GETPIPE_SZ") else 65536
+        if need > capacity and hasattr(fcntl, "F_SETPIPE_SZ"):
+            try:
+                capacity = fcntl.fcntl(w, fcntl.F_SETPIPE_SZ, need)
+            except OSError:
+                pass
+        if need > capacity:
+            os.close(r)
+            return None
+        data = b"".join(_CLAIM.pack(c) for c in range(count))
+        view = memoryview(data)
+        while view:
+            view = view[os.write(w, view):]
+    except BaseException:
+        os.close(r)
+        raise
+    finally:
+        os.close(w)
+    return r
+
+
+def _claims(fd: int) -> Iterator[int]:
+    """Chunk numbers taken from the queue; a read of one number is atomic between processes."""
+    while True:
+        data = os.read(fd, _CLAIM.size)
+        if not data:
+            return
+        yield _CLAIM.unpack(data)[0]
+
+
+def share(work: Callable[[int], int], count: int, progress: Optional[Callable[[int], None]] = None) -> None:
+    """``work(c)`` for every chunk ``c`` in ``range(count)``, exactly once, on every core.
+
+    This process and ``jobs() - 1`` forked workers take chunks from one queue, so whoever is
+    free takes the next one and all finish together. ``work`` returns how many items it did;
+    ``progress(done)`` is called here with the total done by everyone, after each chunk of this
+    process and while it waits for the workers. What a worker computes reaches this process only
+    through memory made with :func:`shared_array` before the call, or through files.
+    A worker's exception is raised here as RuntimeError with its text; an exception here stops
+    the workers first.
+    """
+    workers = min(jobs(), count) - 1
+    claims = _queue(count) if workers > 0 and hasattr(os, "fork") else None
+    if claims is None:
+        done = 0
+        for c in range(count):
+            done += work(c)
+            if progress:
+                progress(done)
+        return
+    counts = shared_array(workers + 1, "<i8")  # items done, one slot per process (one writer each)
+    children: list[tuple[int, int]] = []  # (pid, read end of its error pipe)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    try:
+        for slot in range(1, workers + 1):
+            r, w = os.pipe()
+            pid = os.fork()
+            if pid == 0:  # a worker: take chunks until the queue is empty, exit without cleanup
+                code = 0
+                try:
+                    os.close(r)
+                    for c in _claims(claims):
+                        counts[slot] += work(c)
+                except BaseException as exc:  # noqa: BLE001 - reported to the parent
+                    code = 1
+                    try:
+                        _write_all(w, f"{type(exc).__name__}: {exc}".encode("utf-8", "replace"))
+                    except OSError:
+                        pass
+                finally:
+                    os._exit(code)
+            os.close(w)
+            children.append((pid, r))
+        for c in _claims(claims):
+            counts[0] += work(c)
+            if progress:
+                progress(int(counts.sum()))
+        failure = _wait(children, lambda: progress(int(counts.sum())) if progress else None)
+        children = []
+    finally:
+        for pid, r in children:  # this process failed: stop the workers before anything else
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+            os.close(r)
+        os.close(claims)
+    if failure:
+        raise RuntimeError(f"parallel work failed: {failure}")
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
     while view:
         view = view[os.write(fd, view):]
 
 
-def overlap(compute: Callable[[int], bytes], count: int, consume: Callable[[int, bytes], None]) -> None:
-    """``consume(c, compute(c))`` in this process for every chunk ``c`` in ``range(count)``.
-
-    A forked child computes chunks from the front and streams each result back while this
-    process consumes them; whenever no result is waiting, this process computes the last
-    chunk nobody took yet. So consuming (file writes) overlaps computing (hashing), and
-    neither process idles while work remains. Chunks are consumed in no particular order;
-    ``compute`` must not change state the parent relies on (the child's changes are lost).
-    """
-    if count <= 1 or jobs() < 2 or not hasattr(os, "fork"):
-        for c in range(count):
-            consume(c, compute(c))
-        return
-    # Two shared integers: the first chunk the child must leave alone (set by this process)
-    # and the chunk the child is computing (set by the child).
-    shared = mmap.mmap(-1, 16)
-    shared[:16] = struct.pack("<qq", count, -1)
-    r, w = os.pipe()
-    sys.stdout.flush()
-    sys.stderr.flush()
-    pid = os.fork()
-    if pid == 0:  # child: compute from the front until the parent's limit
-        try:
-            os.close(r)
-            try:
-                c = 0
-                while c < struct.unpack("<q", shared[:8])[0]:
-                    shared[8:16] = struct.pack("<q", c)
-                    _send(w, c, compute(c))
-                    c += 1
-                _send(w, _DONE, b"")
-            except BrokenPipeError:
-                pass  # the parent stopped listening: it has every result it needs
-            except BaseException as exc:  # noqa: BLE001 - reported to the parent
-                try:
-                    _send(w, _FAILED, f"{type(exc).__name__}: {exc}".encode("utf-8", "replace"))
-                except OSError:
-                    pass
-        finally:
-            os._exit(0)
-    os.close(w)
-    remaining = set(range(count))
-    limit = count
-    child_running = True
-    try:
-        while remaining:
-            if not child_running:  # the child stopped early: whatever is left is ours
-                c = remaining.pop()
-                consume(c, compute(c))
+def _wait(children: list[tuple[int, int]], tick: Callable[[], None]) -> Optional[str]:
+    """Wait for every worker (calling ``tick`` now and then); the first failure's text, if any."""
+    failure: Optional[str] = None
+    open_pipes = {r: pid for pid, r in children}
+    texts: dict[int, list[bytes]] = {r: [] for r in open_pipes}
+    while open_pipes:
+        ready, _, _ = select.select(list(open_pipes), [], [], 0.2)
+        tick()
+        for r in ready:
+            chunk = os.read(r, 65536)
+            if chunk:
+                texts[r].append(chunk)
                 continue
-            if not select.select([r], [], [], 0)[0]:
-                started = struct.unpack("<q", shared[8:16])[0]
-                if limit - 1 > started:  # nothing waiting: take the last chunk the child has not reached
-                    limit -= 1
-                    shared[:8] = struct.pack("<q", limit)
-                    remaining.discard(limit)
-                    consume(limit, compute(limit))
-                    continue
-            chunk, size = _FRAME.unpack(_read_exactly(r, _FRAME.size))
-            payload = _read_exactly(r, size)
-            if chunk == _FAILED:
-                raise RuntimeError(f"parallel work failed: {payload.decode('utf-8', 'replace')}")
-            if chunk == _DONE:
-                child_running = False
-            elif chunk in remaining:
-                remaining.discard(chunk)
-                consume(chunk, payload)
-    except EOFError:
-        raise RuntimeError("parallel work failed: a worker process died") from None
-    finally:
-        os.close(r)
-        os.waitpid(pid, 0)
-        shared.close()
+            pid = open_pipes.pop(r)  # end of file: the worker has exited, or is about to
+            _, status = os.waitpid(pid, 0)
+            os.close(r)
+            if status != 0 and failure is None:
+                text = b"".join(texts[r]).decode("utf-8", "replace")
+                failure = text or f"a worker process died ({_describe(status)})"
+    return failure
+
+
+def _describe(status: int) -> str:
+    if os.WIFSIGNALED(status):
+        return f"signal {os.WTERMSIG(status)}"
+    return f"exit status {os.waitstatus_to_exitcode(status)}"

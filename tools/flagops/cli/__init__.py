@@ -58,7 +58,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
 
 def run() -> None:
-    sys.exit(main())
+    code = main()
+    # The process ends now: no collection at exit needs to walk what a compile loaded.
+    import gc
+
+    gc.freeze()
+    sys.exit(code)
 
 
 __all__ = ["cli", "main", "run", "EXIT_INVALID"]
