@@ -119,10 +119,20 @@ def test_share_runs_every_chunk_exactly_once_on_every_core(monkeypatch: pytest.M
         time.sleep(0.002)
         return 3
 
-    parallel.share(work, 120, seen.append)
+    after = parallel.shared_array(4, np.int64)  # chunks seen done by each closing task, then its runs
+
+    def closing(i: int) -> Any:
+        def task() -> None:
+            time.sleep(0.01)
+            after[i] = int(runs.sum())
+            after[2 + i] += 1
+        return task
+
+    parallel.share(work, 120, seen.append, then=[closing(0), closing(1)])
     assert runs.tolist() == [1] * 120
     assert 0 < int(here.sum()) < 120  # both processes took chunks
     assert seen == sorted(seen) and seen[-1] == 360  # progress counts everyone's items, ending at all
+    assert after.tolist() == [120, 120, 1, 1]  # each closing task ran once, after every chunk
 
 
 def test_share_reports_a_failing_or_dying_worker(monkeypatch: pytest.MonkeyPatch) -> None:

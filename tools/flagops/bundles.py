@@ -26,6 +26,7 @@ from typing import Any, Callable, Mapping, Optional, Sequence
 import numpy as np
 
 from .compile_state import State, cache_paths, load_buckets, load_state, save_buckets_if_needed, save_state
+from .fastpath import TenantColumns
 from .fsutil import staging_directory
 from .layout import (BUNDLES_DIR, ENVIRONMENT_FILES, MANIFEST, RULES, SNAPSHOT, BundleRenderer, dumps,
                      manifest_bytes, pack, rules_document, slug_order, snapshot_bytes)
@@ -127,44 +128,55 @@ def write_bundles(renderer: BundleRenderer, packed: np.ndarray, slugs: Sequence[
     return writer.digest_list(), writer.sizes
 
 
-def evaluate_and_write(rules: Mapping[str, Mapping[str, Any]], keys: Sequence[str], index: TenantIndex,
-                       environment: str, renderer: BundleRenderer, slugs: Sequence[str], directory: Path,
-                       progress: Optional[Progress] = None
-                       ) -> tuple[np.ndarray, list[bytes], np.ndarray, dict[str, int]]:
-    """Evaluate every tenant and write every bundle: (packed rows, digests, sizes, tenants on per key).
+def build_environment(rules: Mapping[str, Mapping[str, Any]], keys: Sequence[str], index: TenantIndex,
+                      environment: str, revision: Optional[str], renderer: BundleRenderer,
+                      slugs: Sequence[str], build: Path, progress: Optional[Progress] = None,
+                      remember: Optional[Callable[[], None]] = None) -> tuple[State, dict[str, int]]:
+    """Evaluate every tenant and write every bundle, the snapshot and the manifest into ``build``.
 
     The tenants are cut into chunks, and every core takes chunks from one queue
     (:func:`flagops.parallel.share`): the process that takes a chunk hashes its rollout buckets,
-    renders and writes its bundles and records their digests, in memory shared by all of them.
-    So hashing in one process overlaps writing in another, and no core waits for another.
+    renders and writes its bundles and records their rows and digests, in memory shared by all
+    of them. So hashing in one process overlaps writing in another, and no core waits for
+    another. The snapshot, the manifest and ``remember`` (the buckets file) follow side by side.
+    Returns what was written, and the number of tenants each key is on for.
     """
-    n = len(slugs)
+    n, width = len(slugs), (len(keys) + 7) // 8
     matrix = ChunkedMatrix(rules, keys, index, environment)
     spread = matrix.pairs >= _matrix.PARALLEL_HASH_MIN or n >= PARALLEL_WRITE_MIN
-    digests = shared_array((n, 32), np.uint8) if spread else None
-    sizes = shared_array(n, np.uint32) if spread else None
+    array: Callable[..., np.ndarray] = shared_array if spread else np.zeros
+    bounds = list(range(0, n, CHUNK)) + [n]
+    packed, sums = array((n, width), np.uint8), array((len(bounds) - 1, len(keys)), np.int64)
+    manifest_sha = array(32, np.uint8)
     if spread:
         matrix.share_columns(lambda length: shared_array(length, np.uint8))
-    writer = _Writer(renderer, slugs, directory, n, digests, sizes)
-    bounds = list(range(0, n, CHUNK)) + [n]
+    writer = _Writer(renderer, slugs, build / BUNDLES_DIR, n, array((n, 32), np.uint8), array(n, np.uint32))
 
     def work(c: int) -> int:
         lo, hi = bounds[c], bounds[c + 1]
         matrix.store(lo, hi, matrix.hash_range(lo, hi))
-        return writer.write(pack(matrix.rows(lo, hi)), range(lo, hi), lo)
+        rows = matrix.rows(lo, hi)
+        sums[c] = rows.sum(axis=0)
+        packed[lo:hi] = pack(rows)
+        return writer.write(packed[lo:hi], range(lo, hi), lo)
 
-    report = _reporter(progress, n, environment)
+    # Each document sorts the slugs itself: off the path every process waits on.
+    def snapshot() -> None:
+        _write_file(str(build / SNAPSHOT), snapshot_bytes(environment, revision, keys, slugs, packed))
+
+    def manifest() -> None:
+        data = manifest_bytes(environment, revision, keys, slugs, writer.digests)
+        _write_file(str(build / MANIFEST), data)
+        manifest_sha[:] = np.frombuffer(hashlib.sha256(data).digest(), dtype=np.uint8)
+
     try:
-        if spread:
-            share(work, len(bounds) - 1, report)
-        else:
-            for c in range(len(bounds) - 1):
-                report(bounds[c] + work(c))
+        share(work, len(bounds) - 1, _reporter(progress, n, environment),
+              then=[manifest, snapshot, *([remember] if remember else [])], processes=None if spread else 1)
     finally:
         writer.close()
-    full = matrix.finish()
-    enabled = dict(zip(keys, full.sum(axis=0).tolist()))
-    return pack(full), writer.digest_list(), np.array(writer.sizes), enabled
+    state = State(list(keys), list(slugs), np.array(packed), writer.digest_list(), np.array(writer.sizes),
+                  manifest_sha.tobytes().hex())
+    return state, dict(zip(keys, sums.sum(axis=0).tolist()))
 
 
 @dataclass
@@ -289,15 +301,18 @@ def _suspects(previous: State, target: Path) -> Optional[np.ndarray]:
 
 def stage_environment(rules: Mapping[str, Mapping[str, Any]], tenants: Sequence[Mapping[str, Any]],
                       environment: str, revision: Optional[str], out: Path,
-                      progress: Optional[Progress] = None) -> Staged:
-    """Stage ``out/<environment>`` (``rules``: key -> ``Flag.as_rule()``); the live output is untouched."""
+                      progress: Optional[Progress] = None, columns: Optional[TenantColumns] = None) -> Staged:
+    """Stage ``out/<environment>`` (``rules``: key -> ``Flag.as_rule()``); the live output is untouched.
+
+    ``columns``: the tenants' fields as the validation read them (saves reading them again).
+    """
     target = out / environment
     buckets_path, state_path = cache_paths(out, environment)
     keys = sorted(rules)
-    index = TenantIndex.build(tenants)
+    index = TenantIndex.build(tenants, columns)
     index.buckets = load_buckets(buckets_path, index.ids)
     loaded_keys = set(index.buckets.columns)
-    slugs = [t["slug"] for t in tenants]
+    slugs = index.slugs
     rules_raw = dumps(rules_document(environment, rules))
     renderer = BundleRenderer(environment, keys)
 
@@ -316,20 +331,14 @@ def stage_environment(rules: Mapping[str, Mapping[str, Any]], tenants: Sequence[
     build = staging_directory(out, f".{environment}.build-")
     try:
         (build / BUNDLES_DIR).mkdir()
-        packed, digests, sizes, enabled = evaluate_and_write(rules, keys, index, environment, renderer, slugs,
-                                                             build / BUNDLES_DIR, progress)
-        order = slug_order(slugs)
         _write_file(str(build / RULES), rules_raw)
-        _write_file(str(build / SNAPSHOT), snapshot_bytes(environment, revision, keys, slugs, packed, order))
-        manifest = manifest_bytes(environment, revision, keys, slugs, digests, order)
-        _write_file(str(build / MANIFEST), manifest)
+        state, enabled = build_environment(rules, keys, index, environment, revision, renderer, slugs, build,
+                                           progress, remember_buckets)
     except BaseException:
         shutil.rmtree(build, ignore_errors=True)
         raise
-    state = State(keys, slugs, packed, digests, sizes, hashlib.sha256(manifest).hexdigest())
     hashed = index.buckets.hashed if index.buckets is not None else 0
-    return Staged(environment, target, keys, enabled, len(slugs), 0, hashed, state, build=build,
-                  _after=[remember_buckets])
+    return Staged(environment, target, keys, enabled, len(slugs), 0, hashed, state, build=build)
 
 
 def _stage_update(rules: Mapping[str, Mapping[str, Any]], keys: list[str], index: TenantIndex, environment: str,

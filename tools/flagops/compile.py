@@ -122,8 +122,9 @@ def compile_validated(project: Project, environments: Iterable[str], out: Path, 
     try:
         with frozen_heap():  # millions of short-lived containers: no collection walks the inventories
             for env in envs:
-                staged.append(stage_environment(rules, project.inventories[env].tenants, env, revision, out,
-                                                progress))
+                inventory = project.inventories[env]
+                staged.append(stage_environment(rules, inventory.tenants, env, revision, out, progress,
+                                                inventory.columns))
         if catalog is not None:
             files.append(_StagedFile(out / CATALOG, catalog))
         _commit(out, staged, files)

@@ -141,14 +141,15 @@ def _with_tenants(small: bytes, tenants: bytes) -> bytes:
 
 
 def manifest_bytes(environment: str, revision: Optional[str], keys: Sequence[str], slugs: Sequence[str],
-                   digests: Sequence[bytes], order: Optional[Sequence[int]] = None) -> bytes:
-    """``dumps`` of the manifest (``digests``: the raw sha256 of each tenant's bundle)."""
+                   digests: "Sequence[bytes] | np.ndarray", order: Optional[Sequence[int]] = None) -> bytes:
+    """``dumps`` of the manifest (``digests``: the raw sha256 of each tenant's bundle, or their rows)."""
     small = dumps({"schemaVersion": SCHEMA_VERSION, "environment": environment, "revision": revision,
                    "flags": list(keys)})
     n = len(slugs)
     values = np.empty((n, 71), dtype=np.uint8)
     values[:, :7] = np.frombuffer(b"sha256:", dtype=np.uint8)
-    values[:, 7:] = np.frombuffer(b"".join(digests).hex().encode("ascii"), dtype=np.uint8).reshape(n, 64)
+    raw = np.ascontiguousarray(digests).tobytes() if isinstance(digests, np.ndarray) else b"".join(digests)
+    values[:, 7:] = np.frombuffer(raw.hex().encode("ascii"), dtype=np.uint8).reshape(n, 64)
     return _with_tenants(small, _tenants_object(slugs, values, slug_order(slugs) if order is None else order))
 
 

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Optional, Protocol
 
 from .errors import SourceError
+from .fastpath import TenantColumns
 from .model import Flag, Tenant
 from .parsing import (MAX_DEPTH, MAX_FLAG_BYTES, MAX_INVENTORY_BYTES, Document, JsonPath, Position,
                       parse_file, parse_flag_blob, parse_json, parse_yaml, too_large)
@@ -99,6 +100,8 @@ class Inventory:
     document: Optional[Document]
     path: str
     override: bool = False  # given with --tenants rather than read from the repository
+    #: Set by validation when the tenants passed its fast check: their fields, read once.
+    columns: Optional[TenantColumns] = field(default=None, repr=False, compare=False)
     _models: Optional[tuple[Tenant, ...]] = field(default=None, repr=False, compare=False)
 
     @property

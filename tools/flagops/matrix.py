@@ -17,6 +17,7 @@ from typing import Any, Callable, Iterable, Mapping, Optional, Sequence
 import numpy as np
 from flagops_client.evaluation import AXES, evaluate, has_any_scope, normalise_scope
 
+from .fastpath import TenantColumns
 from .parallel import fork_map, jobs
 
 __all__ = [
@@ -85,11 +86,15 @@ class TenantIndex:
     _axes: Optional[_Axes] = field(default=None, repr=False, compare=False)
 
     @classmethod
-    def build(cls, tenants: Sequence[Mapping[str, Any]]) -> "TenantIndex":
-        slugs = list(map(itemgetter("slug"), tenants))
-        axes = _Axes.build(list(map(itemgetter("plan"), tenants)), list(map(methodcaller("get", "partnerSlug"), tenants)))
-        return cls(tenants, dict(zip(slugs, range(len(slugs)))), list(map(str, map(itemgetter("id"), tenants))),
-                   slugs, _axes=axes)
+    def build(cls, tenants: Sequence[Mapping[str, Any]], columns: Optional[TenantColumns] = None) -> "TenantIndex":
+        """The index of ``tenants``; ``columns``: their fields, when the validation read them already."""
+        if columns is None:
+            columns = TenantColumns(list(map(str, map(itemgetter("id"), tenants))),
+                                    list(map(itemgetter("slug"), tenants)), list(map(itemgetter("plan"), tenants)),
+                                    list(map(methodcaller("get", "partnerSlug"), tenants)))
+        slugs = columns.slugs
+        return cls(tenants, dict(zip(slugs, range(len(slugs)))), columns.ids, slugs,
+                   _axes=_Axes.build(columns.plans, columns.partners))
 
     def __len__(self) -> int:
         return len(self.tenants)
@@ -315,7 +320,8 @@ class ChunkedMatrix:
             if len(missing):
                 self.work.append((key, missing))
         pending = {key for key, _ in self.work}
-        self.matrix = np.zeros((len(index), len(keys)), dtype=bool)
+        # One row per key: each column is written whole and contiguous; rows() reads its transpose.
+        self.columns = np.zeros((len(keys), len(index)), dtype=bool)
         #: (column, key, in-scope mask or None, pct) of the columns that wait for buckets
         self.pending: list[tuple[int, str, Optional[np.ndarray], int]] = []
         for j, key in enumerate(keys):
@@ -324,9 +330,12 @@ class ChunkedMatrix:
                 mask = _scope_mask(flag.get("scope") or {}, index, environment)
                 self.pending.append((j, key, mask, int(flag.get("pct") or 0)))
             else:
-                self.matrix[:, j] = flag_column(key, flag, index, environment)
+                self.columns[j] = flag_column(key, flag, index, environment)
         self.pairs = sum(len(m) for _, m in self.work)
         self._prefixes = cache._prefix_list() if self.pairs else []
+        # Counted now: the ranges may be hashed in other processes, whose counters are their own.
+        cache.hashed += self.pairs
+        cache.changed = cache.changed or bool(self.pairs)
 
     def _cuts(self, lo: int, hi: int) -> list[tuple[str, np.ndarray]]:
         return [(key, missing[np.searchsorted(missing, lo):np.searchsorted(missing, hi)])
@@ -350,20 +359,12 @@ class ChunkedMatrix:
             column[:] = self.cache.columns[key]
             self.cache.columns[key] = column
 
-    def finish(self) -> np.ndarray:
-        """The whole matrix, once every range's buckets are stored (by any process)."""
-        self.rows(0, len(self.index))
-        if self.pairs:
-            self.cache.hashed += self.pairs
-            self.cache.changed = True
-        return self.matrix
-
     def rows(self, lo: int, hi: int) -> np.ndarray:
         """The final rows of tenants ``lo:hi`` (their buckets stored)."""
         for j, key, mask, pct in self.pending:
             column = self.cache.columns[key][lo:hi] < pct
-            self.matrix[lo:hi, j] = column if mask is None else column & mask[lo:hi]
-        return self.matrix[lo:hi]
+            self.columns[j, lo:hi] = column if mask is None else column & mask[lo:hi]
+        return np.ascontiguousarray(self.columns[:, lo:hi].T)
 
 
 def enabled_tenants(key: str, flag: Mapping[str, Any], index: TenantIndex, environment: str) -> set[int]:

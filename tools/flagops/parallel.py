@@ -20,7 +20,8 @@ import select
 import signal
 import struct
 import sys
-from typing import Any, Callable, Iterator, Optional
+import time
+from typing import Any, Callable, Iterator, Optional, Sequence
 
 JOBS_ENV = "FLAGOPS_JOBS"
 
@@ -164,28 +165,48 @@ def _claims(fd: int) -> Iterator[int]:
         yield _CLAIM.unpack(data)[0]
 
 
-def share(work: Callable[[int], int], count: int, progress: Optional[Callable[[int], None]] = None) -> None:
+def share(work: Callable[[int], int], count: int, progress: Optional[Callable[[int], None]] = None, *,
+          then: Sequence[Callable[[], None]] = (), processes: Optional[int] = None) -> None:
     """``work(c)`` for every chunk ``c`` in ``range(count)``, exactly once, on every core.
 
     This process and ``jobs() - 1`` forked workers take chunks from one queue, so whoever is
     free takes the next one and all finish together. ``work`` returns how many items it did;
     ``progress(done)`` is called here with the total done by everyone, after each chunk of this
-    process and while it waits for the workers. What a worker computes reaches this process only
-    through memory made with :func:`shared_array` before the call, or through files.
+    process and while it waits for the workers. ``then``: tasks that need every chunk done (a
+    document over the whole result, say); they are taken from the same queue once the last
+    chunk is done, so they too run side by side. What a worker computes reaches this process
+    only through memory made with :func:`shared_array` before the call, or through files.
+    ``processes``: at most this many processes in all (default :func:`jobs`; 1: only this one).
     A worker's exception is raised here as RuntimeError with its text; an exception here stops
     the workers first.
     """
-    workers = min(jobs(), count) - 1
-    claims = _queue(count) if workers > 0 and hasattr(os, "fork") else None
+    workers = min(processes or jobs(), jobs(), count + len(then)) - 1
+    claims = _queue(count + len(then)) if workers > 0 and hasattr(os, "fork") else None
     if claims is None:
         done = 0
         for c in range(count):
             done += work(c)
             if progress:
                 progress(done)
+        for task in then:
+            task()
         return
     counts = shared_array(workers + 1, "<i8")  # items done, one slot per process (one writer each)
+    chunks = shared_array(workers + 1, "<i8")  # chunks done, likewise
     children: list[tuple[int, int]] = []  # (pid, read end of its error pipe)
+
+    def run(slot: int, wait: Callable[[], None]) -> None:
+        for c in _claims(claims):
+            if c < count:
+                counts[slot] += work(c)
+                chunks[slot] += 1
+                if progress and slot == 0:
+                    progress(int(counts.sum()))
+                continue
+            while int(chunks.sum()) < count:  # the other processes' last chunks
+                wait()
+            then[c - count]()
+
     sys.stdout.flush()
     sys.stderr.flush()
     try:
@@ -196,8 +217,7 @@ def share(work: Callable[[int], int], count: int, progress: Optional[Callable[[i
                 code = 0
                 try:
                     os.close(r)
-                    for c in _claims(claims):
-                        counts[slot] += work(c)
+                    run(slot, lambda: time.sleep(0.0005))
                 except BaseException as exc:  # noqa: BLE001 - reported to the parent
                     code = 1
                     try:
@@ -208,10 +228,15 @@ def share(work: Callable[[int], int], count: int, progress: Optional[Callable[[i
                     os._exit(code)
             os.close(w)
             children.append((pid, r))
-        for c in _claims(claims):
-            counts[0] += work(c)
-            if progress:
-                progress(int(counts.sum()))
+
+        def wait() -> None:  # a worker that ended before every chunk was done has failed
+            if select.select([r for _, r in children], [], [], 0.0005)[0] and int(chunks.sum()) < count:
+                raise _WorkerEnded
+
+        try:
+            run(0, wait)
+        except _WorkerEnded:
+            pass
         failure = _wait(children, lambda: progress(int(counts.sum())) if progress else None)
         children = []
     finally:
@@ -223,6 +248,12 @@ def share(work: Callable[[int], int], count: int, progress: Optional[Callable[[i
         os.close(claims)
     if failure:
         raise RuntimeError(f"parallel work failed: {failure}")
+    if int(chunks.sum()) < count:  # pragma: no cover - a worker exited 0 without its chunks
+        raise RuntimeError("parallel work failed: a worker process stopped early")
+
+
+class _WorkerEnded(Exception):
+    """A worker ended while this process waited for its chunks (its failure is read next)."""
 
 
 def _write_all(fd: int, data: bytes) -> None:

@@ -8,14 +8,11 @@ that trickles a byte at a time is cut off when the deadline passes, not when it 
 
 from __future__ import annotations
 
-import http.client
 import os
 import socket
 import stat
 import threading
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 from typing import Any, Optional
 
@@ -140,23 +137,21 @@ def _watched(base: type, deadline: _Deadline) -> Any:
     return Connection
 
 
-class _HTTPHandler(urllib.request.HTTPHandler):
-    def __init__(self, deadline: _Deadline):
-        super().__init__()
-        self.deadline = deadline
+def _opener(deadline: _Deadline) -> Any:
+    """An opener whose connections keep to ``deadline`` (urllib is imported only for URLs)."""
+    import http.client
+    import urllib.request
 
-    def http_open(self, req: urllib.request.Request) -> http.client.HTTPResponse:
-        return self.do_open(_watched(http.client.HTTPConnection, self.deadline), req)
+    class HTTPHandler(urllib.request.HTTPHandler):
+        def http_open(self, req: urllib.request.Request) -> http.client.HTTPResponse:
+            return self.do_open(_watched(http.client.HTTPConnection, deadline), req)
 
+    class HTTPSHandler(urllib.request.HTTPSHandler):
+        def https_open(self, req: urllib.request.Request) -> http.client.HTTPResponse:
+            return self.do_open(_watched(http.client.HTTPSConnection, deadline), req,
+                                context=self._context)  # type: ignore[attr-defined]
 
-class _HTTPSHandler(urllib.request.HTTPSHandler):
-    def __init__(self, deadline: _Deadline):
-        super().__init__()
-        self.deadline = deadline
-
-    def https_open(self, req: urllib.request.Request) -> http.client.HTTPResponse:
-        return self.do_open(_watched(http.client.HTTPSConnection, self.deadline), req,
-                            context=self._context)  # type: ignore[attr-defined]
+    return urllib.request.build_opener(HTTPHandler(), HTTPSHandler())
 
 
 def _url_timeout() -> float:
@@ -171,13 +166,15 @@ def _url_timeout() -> float:
 
 
 def _fetch(url: str, timeout: float, limit: int) -> bytes:
+    import urllib.request
+
     deadline = _Deadline(timeout)
     request = urllib.request.Request(url, headers={"Accept": "application/json"})
     token = os.environ.get(TENANTS_TOKEN_ENV)
     if token:
         # Unredirected: a redirect to another host never receives the token.
         request.add_unredirected_header("Authorization", f"Bearer {token}")
-    opener = urllib.request.build_opener(_HTTPHandler(deadline), _HTTPSHandler(deadline))
+    opener = _opener(deadline)
     try:
         with opener.open(request, timeout=timeout) as response:
             length = response.headers.get("Content-Length")
@@ -217,6 +214,9 @@ def read_tenants_source(source: str, *, timeout: Optional[float] = None, cwd: Op
     within the deadline and the size limit.
     """
     if source.startswith(("http://", "https://")):
+        import http.client
+        import urllib.error
+
         timeout = timeout if timeout is not None else _url_timeout()
         hint = (f"check the URL and that the platform API is up; "
                 f"{TENANTS_TIMEOUT_ENV} sets the timeout (now {timeout:g}s)")

@@ -20,9 +20,9 @@ from jsonschema.exceptions import ValidationError
 
 from flagops_client.evaluation import AXES, has_any_scope
 
-from .fastpath import all_unique, tenants_fast_ok
+from .fastpath import all_unique, tenant_columns
 from .model import Flag
-from .loading import FLAGS_DIR, TENANTS_DIR, Document, FsSource, JsonPath, Project, SCHEMA_DIR, load_override, load_project, read_tenants_source
+from .loading import FLAGS_DIR, TENANTS_DIR, Document, FsSource, Inventory, JsonPath, Project, SCHEMA_DIR, load_override, load_project, read_tenants_source
 from .problems import Problem, Result
 from .schemas import Schemas
 from .suggest import did_you_mean
@@ -153,16 +153,20 @@ def _not_nfc(doc: Document) -> list[Problem]:
     return problems
 
 
-def inventory_problems(doc: Document, schemas: Schemas) -> list[Problem]:
+def inventory_problems(doc: Document, schemas: Schemas, inventory: Optional[Inventory] = None) -> list[Problem]:
+    """Schema and duplicate problems of one inventory (its columns kept on ``inventory`` when regular)."""
     pattern = schemas.slug_pattern.lstrip("^").rstrip("$")
     problems: list[Problem] = []
-    fast_ok = schemas.fast_tenants_check and tenants_fast_ok(doc.data, set(schemas.plans), re.compile(pattern))
+    columns = (tenant_columns(doc.data, set(schemas.plans), re.compile(pattern))
+               if schemas.fast_tenants_check else None)
     problems.extend(_not_nfc(doc))
-    if not fast_ok:
+    if columns is None:
         problems = schema_problems(doc, schemas.tenants_validator)
         if not isinstance(doc.data, list):
             return problems or [Problem(doc.path, 1, 1, "schema", "the inventory must be a list of tenants")]
-    if fast_ok and all_unique(doc.data):  # the usual case, checked without a loop per tenant
+    elif all_unique(columns):  # the usual case, checked without a loop per tenant
+        if inventory is not None:
+            inventory.columns = columns
         return problems
     # Duplicates are reported even next to schema errors: one run shows everything.
     seen_ids: dict[str, int] = {}
@@ -261,7 +265,11 @@ def validate_project(project: Project, schemas: Schemas, *, today: Optional[_dt.
     for inventory in project.inventories.values():
         if inventory.document is None:
             continue
-        result.extend(inventory_problems(inventory.document, schemas))
+        result.extend(inventory_problems(inventory.document, schemas, inventory))
+        if inventory.columns is not None:  # read once by the fast check
+            known_tenants.update(inventory.columns.slugs)
+            known_partners.update(filter(None, inventory.columns.partners))
+            continue
         tenants = [t for t in inventory.tenants if isinstance(t, dict)]
         for known, field in ((known_tenants, "slug"), (known_partners, "partnerSlug")):
             # C-level loops: at 100,000 tenants, Python code per tenant adds up.
