@@ -177,6 +177,83 @@ def test_share_stops_the_workers_when_this_process_fails(monkeypatch: pytest.Mon
     assert int(runs.sum()) == done < 400  # the worker was stopped, not left running
 
 
+@pytest.mark.parametrize("jobs", ["3", "4"])
+def test_share_with_more_workers_runs_every_closing_task(monkeypatch: pytest.MonkeyPatch, jobs: str) -> None:
+    monkeypatch.setenv("FLAGOPS_JOBS", jobs)
+    runs = parallel.shared_array(40, np.int64)
+    closed = parallel.shared_array(3, np.int64)
+
+    def work(c: int) -> int:
+        runs[c] += 1
+        time.sleep(0.001 * (c % 5))  # uneven: workers end while others still have chunks
+        return 1
+
+    def closing(i: int) -> Any:
+        def task() -> None:
+            closed[i] = int(runs.sum())
+        return task
+
+    for _ in range(5):
+        runs[:] = 0
+        closed[:] = 0
+        parallel.share(work, 40, then=[closing(0), closing(1), closing(2)])
+        assert runs.tolist() == [1] * 40 and closed.tolist() == [40, 40, 40]
+
+
+def test_share_with_more_workers_does_not_hang_when_one_dies(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FLAGOPS_JOBS", "3")
+    parent = os.getpid()
+    first = parallel.shared_array(1, np.int64)
+
+    def work(c: int) -> int:
+        time.sleep(0.002)
+        if os.getpid() != parent and first[0] == 0:
+            first[0] = os.getpid()
+        if os.getpid() == first[0] and c > 3:
+            os.kill(os.getpid(), 9)  # one worker dies holding a chunk; the other waits at the barrier
+        return 1
+
+    started = time.monotonic()
+    with pytest.raises(RuntimeError, match="died .signal 9"):
+        parallel.share(work, 30, then=[lambda: None, lambda: None, lambda: None])
+    assert time.monotonic() - started < 10
+
+
+def test_share_workers_stop_when_their_parent_is_killed(tmp_path: Path) -> None:
+    script = tmp_path / "share.py"
+    script.write_text(
+        "import os, sys, time\n"
+        "from flagops import parallel\n"
+        "os.environ['FLAGOPS_JOBS'] = '3'\n"
+        "def work(c):\n"
+        "    with open(sys.argv[1], 'a') as fh:\n"
+        "        fh.write(f'{os.getpid()}\\n')\n"
+        "    time.sleep(0.05)\n"
+        "    return 1\n"
+        "parallel.share(work, 10_000)\n", encoding="utf-8")
+    pids = tmp_path / "pids"
+    proc = subprocess.Popen([sys.executable, str(script), str(pids)])
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and len(set(pids.read_text().split()) if pids.exists() else ()) < 3:
+        time.sleep(0.05)
+    proc.kill()
+    proc.wait()
+    workers = set(map(int, pids.read_text().split())) - {proc.pid}
+    assert workers
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and any(_alive(pid) for pid in workers):
+        time.sleep(0.05)
+    assert not any(_alive(pid) for pid in workers)  # no orphan goes on writing
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as fh:
+            return fh.read().split(")")[-1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
 def test_share_in_one_process(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("FLAGOPS_JOBS", "1")
     parent, order = os.getpid(), []

@@ -17,14 +17,24 @@ _LAZY = {"FlagClient": "client", "Resolution": "client", "Status": "client", "Do
 
 
 def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
     from importlib import import_module
 
-    value = getattr(import_module(f"{__name__}.{module}"), name)
+    module = _LAZY.get(name)
+    if module is not None:
+        value = getattr(import_module(f"{__name__}.{module}"), name)
+    else:  # a submodule (``flagops_client.client``), as when the package imported them all
+        try:
+            value = import_module(f"{__name__}.{name}")
+        except ModuleNotFoundError as exc:
+            if exc.name != f"{__name__}.{name}":
+                raise
+            raise AttributeError(f"module {__name__!r} has no attribute {name!r}") from None
     globals()[name] = value
     return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_LAZY})
 
 __all__ = ["DocumentError", "FlagClient", "Resolution", "Status", "evaluate", "evaluate_all",
            "has_any_scope", "in_rollout_bucket", "matches_scope"]

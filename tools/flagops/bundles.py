@@ -138,7 +138,8 @@ def build_environment(rules: Mapping[str, Mapping[str, Any]], keys: Sequence[str
     (:func:`flagops.parallel.share`): the process that takes a chunk hashes its rollout buckets,
     renders and writes its bundles and records their rows and digests, in memory shared by all
     of them. So hashing in one process overlaps writing in another, and no core waits for
-    another. The snapshot, the manifest and ``remember`` (the buckets file) follow side by side.
+    another. The snapshot, the manifest and ``remember`` (the buckets file) follow side by side;
+    the buckets file is only a cache, right whatever is committed later, so it may go first.
     Returns what was written, and the number of tenants each key is on for.
     """
     n, width = len(slugs), (len(keys) + 7) // 8

@@ -193,7 +193,8 @@ def share(work: Callable[[int], int], count: int, progress: Optional[Callable[[i
         return
     counts = shared_array(workers + 1, "<i8")  # items done, one slot per process (one writer each)
     chunks = shared_array(workers + 1, "<i8")  # chunks done, likewise
-    children: list[tuple[int, int]] = []  # (pid, read end of its error pipe)
+    stop = shared_array(1, "<i8")  # set by whichever process fails: the others stop waiting
+    parent = os.getpid()
 
     def run(slot: int, wait: Callable[[], None]) -> None:
         for c in _claims(claims):
@@ -202,11 +203,19 @@ def share(work: Callable[[int], int], count: int, progress: Optional[Callable[[i
                 chunks[slot] += 1
                 if progress and slot == 0:
                     progress(int(counts.sum()))
-                continue
-            while int(chunks.sum()) < count:  # the other processes' last chunks
-                wait()
-            then[c - count]()
+            else:
+                while int(chunks.sum()) < count:  # the other processes' last chunks
+                    wait()
+                then[c - count]()
+            if slot and os.getppid() != parent:  # this process's parent is gone: stop
+                raise _Stopped
 
+    def worker_wait() -> None:
+        if stop[0] or os.getppid() != parent:
+            raise _Stopped
+        time.sleep(0.0005)
+
+    pool = _Workers()
     sys.stdout.flush()
     sys.stderr.flush()
     try:
@@ -217,9 +226,12 @@ def share(work: Callable[[int], int], count: int, progress: Optional[Callable[[i
                 code = 0
                 try:
                     os.close(r)
-                    run(slot, lambda: time.sleep(0.0005))
+                    run(slot, worker_wait)
+                except _Stopped:
+                    code = _STOPPED
                 except BaseException as exc:  # noqa: BLE001 - reported to the parent
                     code = 1
+                    stop[0] = 1
                     try:
                         _write_all(w, f"{type(exc).__name__}: {exc}".encode("utf-8", "replace"))
                     except OSError:
@@ -227,61 +239,89 @@ def share(work: Callable[[int], int], count: int, progress: Optional[Callable[[i
                 finally:
                     os._exit(code)
             os.close(w)
-            children.append((pid, r))
+            pool.add(pid, r)
 
-        def wait() -> None:  # a worker that ended before every chunk was done has failed
-            if select.select([r for _, r in children], [], [], 0.0005)[0] and int(chunks.sum()) < count:
-                raise _WorkerEnded
+        def wait() -> None:  # at the barrier: a worker that failed will never finish its chunk
+            pool.poll(0.0005)
+            if pool.failure:
+                raise _Stopped
 
         try:
             run(0, wait)
-        except _WorkerEnded:
+        except _Stopped:
             pass
-        failure = _wait(children, lambda: progress(int(counts.sum())) if progress else None)
-        children = []
+        pool.join(lambda: progress(int(counts.sum())) if progress else None)
+    except BaseException:
+        stop[0] = 1
+        raise
     finally:
-        for pid, r in children:  # this process failed: stop the workers before anything else
-            with contextlib.suppress(OSError):
-                os.kill(pid, signal.SIGKILL)
-            os.waitpid(pid, 0)
-            os.close(r)
+        pool.kill()  # whatever is left (this process failed): stop it before anything else
         os.close(claims)
-    if failure:
-        raise RuntimeError(f"parallel work failed: {failure}")
+    if pool.failure:
+        raise RuntimeError(f"parallel work failed: {pool.failure}")
     if int(chunks.sum()) < count:  # pragma: no cover - a worker exited 0 without its chunks
         raise RuntimeError("parallel work failed: a worker process stopped early")
 
 
-class _WorkerEnded(Exception):
-    """A worker ended while this process waited for its chunks (its failure is read next)."""
+_STOPPED = 2  # a worker's exit status when it stopped because of another's failure
+
+
+class _Stopped(Exception):
+    """Raised to stop waiting: another process failed, or this worker's parent is gone."""
+
+
+class _Workers:
+    """Forked workers, each with the read end of a pipe it writes its failure to; reaped once."""
+
+    def __init__(self) -> None:
+        self.pipes: dict[int, int] = {}  # read fd -> pid, while the worker runs
+        self.texts: dict[int, list[bytes]] = {}
+        self.failure: Optional[str] = None
+
+    def add(self, pid: int, fd: int) -> None:
+        self.pipes[fd] = pid
+        self.texts[fd] = []
+
+    def poll(self, timeout: float) -> None:
+        """Read what the workers wrote; reap those that ended (the first failure is kept)."""
+        if not self.pipes:
+            return
+        ready, _, _ = select.select(list(self.pipes), [], [], timeout)
+        for fd in ready:
+            data = os.read(fd, 65536)
+            if data:
+                self.texts[fd].append(data)
+                continue
+            pid = self.pipes.pop(fd)  # end of file: the worker has exited, or is about to
+            _, status = os.waitpid(pid, 0)
+            os.close(fd)
+            stopped = os.WIFEXITED(status) and os.WEXITSTATUS(status) == _STOPPED
+            if status != 0 and not stopped and self.failure is None:  # stopped: another one failed
+                text = b"".join(self.texts[fd]).decode("utf-8", "replace")
+                self.failure = text or f"a worker process died ({_describe(status)})"
+            if self.failure:
+                self.kill()  # the rest would wait for chunks that never come
+
+    def join(self, tick: Callable[[], None]) -> None:
+        while self.pipes:
+            self.poll(0.2)
+            tick()
+
+    def kill(self) -> None:
+        for fd, pid in list(self.pipes.items()):
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGKILL)
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(pid, 0)
+            with contextlib.suppress(OSError):
+                os.close(fd)
+            del self.pipes[fd]
 
 
 def _write_all(fd: int, data: bytes) -> None:
     view = memoryview(data)
     while view:
         view = view[os.write(fd, view):]
-
-
-def _wait(children: list[tuple[int, int]], tick: Callable[[], None]) -> Optional[str]:
-    """Wait for every worker (calling ``tick`` now and then); the first failure's text, if any."""
-    failure: Optional[str] = None
-    open_pipes = {r: pid for pid, r in children}
-    texts: dict[int, list[bytes]] = {r: [] for r in open_pipes}
-    while open_pipes:
-        ready, _, _ = select.select(list(open_pipes), [], [], 0.2)
-        tick()
-        for r in ready:
-            chunk = os.read(r, 65536)
-            if chunk:
-                texts[r].append(chunk)
-                continue
-            pid = open_pipes.pop(r)  # end of file: the worker has exited, or is about to
-            _, status = os.waitpid(pid, 0)
-            os.close(r)
-            if status != 0 and failure is None:
-                text = b"".join(texts[r]).decode("utf-8", "replace")
-                failure = text or f"a worker process died ({_describe(status)})"
-    return failure
 
 
 def _describe(status: int) -> str:

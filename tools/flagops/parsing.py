@@ -266,19 +266,13 @@ class Document:
             at = at[:-1]
 
 
-def _compose(text: str, *, fast: bool, exact: bool = False) -> Optional[Node]:
-    """The node tree of ``text``: with ``fast``, by libyaml when it can.
-
-    ``exact``: any error libyaml reports is read again by the pure-Python composer, whose
-    messages and positions are the ones documented (cheap for small files like flags).
-    """
+def _compose(text: str, *, fast: bool) -> Optional[Node]:
     if fast and _CLoader is not None:
         loader = _CLoader(text)
         try:
             return loader.get_single_node()
-        except yaml.YAMLError as exc:
-            if not exact and (not isinstance(exc, yaml.scanner.ScannerError)
-                              or ("nesting depth" not in str(exc) and "escape code" not in str(exc))):
+        except yaml.scanner.ScannerError as exc:
+            if "nesting depth" not in str(exc) and "escape code" not in str(exc):
                 raise
             # libyaml stops at 1,000 levels and refuses surrogate escapes; the pure-Python
             # composer names the level that is too deep, and the reader the surrogate.
@@ -323,13 +317,9 @@ def _yaml_problem(path: str, exc: yaml.YAMLError) -> Problem:
     return Problem(path, line, col, "yaml-syntax", message)
 
 
-def parse_yaml(path: str, raw: bytes, *, max_bytes: int = MAX_FLAG_BYTES, fast: bool = False,
-               exact: bool = False) -> tuple[Optional[Document], list[Problem]]:
-    """Parse one YAML file with positions. Returns (document or None, problems); never raises.
-
-    ``fast``: an inventory; its regular shape is read without YAML, the rest by libyaml.
-    ``exact``: read by libyaml too, but report every error as the pure-Python reader does.
-    """
+def parse_yaml(path: str, raw: bytes, *, max_bytes: int = MAX_FLAG_BYTES, fast: bool = False
+               ) -> tuple[Optional[Document], list[Problem]]:
+    """Parse one YAML file with positions. Returns (document or None, problems); never raises."""
     text, problems = _decode(path, raw, max_bytes)
     if text is None:
         return None, problems
@@ -337,10 +327,10 @@ def parse_yaml(path: str, raw: bytes, *, max_bytes: int = MAX_FLAG_BYTES, fast: 
         data = fast_inventory(text)
         if data is not None:
             return Document(path, data, text), []  # positions computed only if needed
-    if (fast or exact) and _ANCHOR_HINT.search(text):
-        fast = exact = False
+        if _ANCHOR_HINT.search(text):
+            fast = False
     try:
-        node = _compose(text, fast=fast or exact, exact=exact)
+        node = _compose(text, fast=fast)
     except yaml.reader.ReaderError as exc:
         # A character YAML refuses (libyaml reports a byte offset, so find it in the text).
         bad = yaml.reader.Reader.NON_PRINTABLE.search(text)
@@ -446,6 +436,4 @@ def parse_json(path: str, raw: bytes, *, max_bytes: int = MAX_INVENTORY_BYTES
 def parse_file(path: str, raw: bytes, *, max_bytes: int) -> tuple[Optional[Document], list[Problem]]:
     if path.endswith(".json"):
         return parse_json(path, raw, max_bytes=max_bytes)
-    if max_bytes > MAX_FLAG_BYTES:
-        return parse_yaml(path, raw, max_bytes=max_bytes, fast=True)
-    return parse_yaml(path, raw, max_bytes=max_bytes, exact=True)
+    return parse_yaml(path, raw, max_bytes=max_bytes, fast=max_bytes > MAX_FLAG_BYTES)
