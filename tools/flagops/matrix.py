@@ -62,12 +62,6 @@ class _Axes:
                    np.fromiter(map(lookup.__getitem__, partners), dtype=np.int32, count=len(partners)),
                    partner_ids)
 
-    @staticmethod
-    def groups(codes: np.ndarray, names: dict[str, int]) -> dict[str, list[int]]:
-        order = np.argsort(codes, kind="stable")
-        starts = np.searchsorted(codes[order], np.arange(len(names) + 1))
-        return {name: order[starts[c]:starts[c + 1]].tolist() for name, c in names.items()}
-
 
 @dataclass
 class TenantIndex:
@@ -104,16 +98,9 @@ class TenantIndex:
         return self._axes
 
     @property
-    def by_plan(self) -> dict[str, list[int]]:
-        """Plan -> positions of its tenants."""
-        axes = self.axes()
-        return _Axes.groups(axes.plan_codes, axes.plan_ids)
-
-    @property
-    def by_partner(self) -> dict[str, list[int]]:
-        """Partner slug -> positions of its tenants."""
-        axes = self.axes()
-        return _Axes.groups(axes.partner_codes, axes.partner_ids)
+    def partners(self) -> list[str]:
+        """The partner slugs of the inventory, in order of first appearance."""
+        return list(self.axes().partner_ids)
 
     def bucket_cache(self) -> "BucketCache":
         if self.buckets is None:

@@ -125,7 +125,7 @@ class Snapshot:
 
     @cached_property
     def known_partners(self) -> set[str]:
-        return set(p for env in self.environments for p in self.repository.indexes[env].by_partner)
+        return set(p for env in self.environments for p in self.repository.indexes[env].partners)
 
     def partners(self) -> list[str]:
         return sorted(self.known_partners)
