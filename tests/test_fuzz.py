@@ -147,3 +147,31 @@ def test_schema_problems_locate_within_the_document() -> None:
     doc = Document("tenants/x.json", [{"id": 1, "slug": "A", "plan": "gold", "x": []}], "")
     for p in schema_problems(doc, SCHEMAS.tenants_validator):
         assert (p.line, p.col) >= (1, 1)
+
+
+# What flag files hold, plus what libyaml reads differently (tabs, CR, BOM, escapes, markers).
+FLAG_PIECES = st.sampled_from([
+    "key: ", "description: ", "state: ", "pct: ", "scope:\n", "  plans: ", "  tenantSlugs:\n", "    - ", "- ",
+    "  ", " ", "\n", ": ", ":", "on", "off", "rollout", "5", "-1", "1.5e3", "0x1F", "0o7", "012", ".inf", "~",
+    "null", "true", "2026-01-01", "acme", "Grüße, 日本", "é", "[", "]", "{", "}", ", ", "# c", " # c\n", "'",
+    '"', "''", "it''s", "\t", "\r", "\r\n", "\ufeff", "\u00a0", "\u2028", "\\", "\\u00e9", "---", "...",
+    "&a ", "*a", "!!str ", "!x ", "?", "|", ">", "%YAML 1.2\n", "@", "`", "[" * 34, "]" * 34,
+])
+
+
+@FAST
+@given(st.lists(FLAG_PIECES, max_size=24).map("".join))
+def test_flag_files_read_by_libyaml_equal_the_pure_reader(text: str) -> None:
+    """A flag file is read by libyaml only where that changes nothing: data, positions, problems."""
+    from flagops.parsing import MAX_FLAG_BYTES, parse_file
+
+    raw = text.encode("utf-8")
+    pure, pure_problems = parse_yaml("flags/f.yaml", raw, max_bytes=MAX_FLAG_BYTES)
+    read, problems = parse_file("flags/f.yaml", raw, max_bytes=MAX_FLAG_BYTES)
+    assert problems == pure_problems
+    assert (read is None) == (pure is None)
+    if read is not None and pure is not None:
+        assert read.data == pure.data
+        read._ensure_positions()
+        pure._ensure_positions()
+        assert (read.positions, read.key_positions) == (pure.positions, pure.key_positions)

@@ -266,13 +266,32 @@ class Document:
             at = at[:-1]
 
 
-def _compose(text: str, *, fast: bool) -> Optional[Node]:
+#: Text that libyaml and the pure-Python composer read alike, errors and positions included (a
+#: differential fuzz test holds them to it): no tab, carriage return, BOM, Unicode line break,
+#: escape or control character, and none of the indicators of anchors, aliases, tags, block
+#: scalars, directives, complex keys and reserved characters. Ordinary flag files are like this.
+_READ_ALIKE = re.compile("[^\t\r\ufeff\u0085\u2028\u2029\\\\\x00-\x08\x0b-\x1f\x7f-\x9f&*!|>%@`?]*")
+_DOCUMENT_MARKER = re.compile(r"^(?:---|\.\.\.)", re.MULTILINE)
+
+
+def read_alike(text: str) -> bool:
+    """True when libyaml reads ``text`` exactly as the pure-Python composer does."""
+    return _READ_ALIKE.fullmatch(text) is not None and not _DOCUMENT_MARKER.search(text)
+
+
+def _compose(text: str, *, fast: bool, exact: bool = False) -> Optional[Node]:
+    """The node tree of ``text``; with ``fast``, read by libyaml where it can.
+
+    ``exact``: libyaml's errors are read again by the pure-Python composer, whose messages and
+    positions are the documented ones (for text that :func:`read_alike` accepts).
+    """
     if fast and _CLoader is not None:
         loader = _CLoader(text)
         try:
             return loader.get_single_node()
-        except yaml.scanner.ScannerError as exc:
-            if "nesting depth" not in str(exc) and "escape code" not in str(exc):
+        except yaml.YAMLError as exc:
+            if not exact and (not isinstance(exc, yaml.scanner.ScannerError)
+                              or ("nesting depth" not in str(exc) and "escape code" not in str(exc))):
                 raise
             # libyaml stops at 1,000 levels and refuses surrogate escapes; the pure-Python
             # composer names the level that is too deep, and the reader the surrogate.
@@ -317,9 +336,13 @@ def _yaml_problem(path: str, exc: yaml.YAMLError) -> Problem:
     return Problem(path, line, col, "yaml-syntax", message)
 
 
-def parse_yaml(path: str, raw: bytes, *, max_bytes: int = MAX_FLAG_BYTES, fast: bool = False
-               ) -> tuple[Optional[Document], list[Problem]]:
-    """Parse one YAML file with positions. Returns (document or None, problems); never raises."""
+def parse_yaml(path: str, raw: bytes, *, max_bytes: int = MAX_FLAG_BYTES, fast: bool = False,
+               exact: bool = False) -> tuple[Optional[Document], list[Problem]]:
+    """Parse one YAML file with positions. Returns (document or None, problems); never raises.
+
+    ``fast``: an inventory: its regular shape is read without YAML, the rest by libyaml.
+    ``exact``: read by libyaml only text :func:`read_alike` accepts, else as by default.
+    """
     text, problems = _decode(path, raw, max_bytes)
     if text is None:
         return None, problems
@@ -329,8 +352,9 @@ def parse_yaml(path: str, raw: bytes, *, max_bytes: int = MAX_FLAG_BYTES, fast: 
             return Document(path, data, text), []  # positions computed only if needed
         if _ANCHOR_HINT.search(text):
             fast = False
+    exact = exact and not fast and read_alike(text)
     try:
-        node = _compose(text, fast=fast)
+        node = _compose(text, fast=fast or exact, exact=exact)
     except yaml.reader.ReaderError as exc:
         # A character YAML refuses (libyaml reports a byte offset, so find it in the text).
         bad = yaml.reader.Reader.NON_PRINTABLE.search(text)
@@ -436,4 +460,6 @@ def parse_json(path: str, raw: bytes, *, max_bytes: int = MAX_INVENTORY_BYTES
 def parse_file(path: str, raw: bytes, *, max_bytes: int) -> tuple[Optional[Document], list[Problem]]:
     if path.endswith(".json"):
         return parse_json(path, raw, max_bytes=max_bytes)
-    return parse_yaml(path, raw, max_bytes=max_bytes, fast=max_bytes > MAX_FLAG_BYTES)
+    if max_bytes > MAX_FLAG_BYTES:
+        return parse_yaml(path, raw, max_bytes=max_bytes, fast=True)
+    return parse_yaml(path, raw, max_bytes=max_bytes, exact=True)  # a flag file: small, read exactly
