@@ -254,6 +254,43 @@ def _alive(pid: int) -> bool:
         return False
 
 
+@pytest.mark.parametrize("jobs", ["1", "2", "3"])
+def test_share_runs_no_work_before_its_gate_passes(monkeypatch: pytest.MonkeyPatch, jobs: str) -> None:
+    monkeypatch.setenv("FLAGOPS_JOBS", jobs)
+    prepared = parallel.shared_array(60, np.int64)
+    worked = parallel.shared_array(60, np.int64)  # chunk -> gate state seen when its work ran
+    passed = parallel.shared_array(1, np.int64)
+    closed = parallel.shared_array(1, np.int64)
+
+    def gate() -> None:
+        time.sleep(0.05)  # the workers take and prepare chunks meanwhile
+        passed[0] = 1
+
+    def work(c: int) -> int:
+        worked[c] = 1 + passed[0]
+        return 1
+
+    def closing() -> None:
+        closed[0] = int((worked > 0).sum())
+
+    parallel.share(work, 60, gate=gate, prepare=lambda c: prepared.__setitem__(c, 1), then=[closing])
+    assert worked.tolist() == [2] * 60  # every chunk's work ran, each after the gate
+    assert closed[0] == 60
+    if jobs != "1":
+        assert prepared.sum() > 0  # the workers used the wait
+
+    worked[:] = 0
+
+    def refusing() -> None:
+        time.sleep(0.05)
+        raise ValueError("invalid input")
+
+    with pytest.raises(ValueError, match="invalid input"):
+        parallel.share(work, 60, gate=refusing, prepare=lambda c: None, then=[closing])
+    time.sleep(0.05)
+    assert worked.sum() == 0  # nothing was written anywhere
+
+
 def test_share_in_one_process(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("FLAGOPS_JOBS", "1")
     parent, order = os.getpid(), []

@@ -610,3 +610,50 @@ def test_assembled_manifest_and_snapshot_equal_dumps(slugs: list[str], flags: in
     rows = {s: [bool(v) for v in matrix[i]] for i, s in enumerate(slugs)}
     assert (snapshot_bytes("production", None, keys, slugs, pack(matrix))
             == dumps(snapshot_document("production", None, keys, rows)))
+
+
+def _spread_repo(root: Path, tenants: list[dict[str, Any]]) -> None:
+    (root / "flags").mkdir(parents=True)
+    (root / "flags" / "roll.yaml").write_text(
+        "key: roll\ndescription: a rollout\nowner: a@b.eu\nstate: rollout\npct: 30\n", encoding="utf-8")
+    (root / "tenants").mkdir()
+    (root / "tenants" / "production.json").write_text(json.dumps(tenants), encoding="utf-8")
+
+
+@pytest.mark.parametrize("broken", ["slug", "plan"])
+def test_invalid_input_is_refused_before_any_bundle_is_written(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                               broken: str) -> None:
+    """The validation runs beside the first hashing: refused input still writes no file, anywhere."""
+    monkeypatch.setenv("FLAGOPS_JOBS", "2")
+    monkeypatch.setattr(bundles, "PARALLEL_WRITE_MIN", 100)
+    monkeypatch.setattr(bundles, "CHUNK", 50)  # many chunks: the worker hashes while this process validates
+    tenants = [{"id": f"t-{i}", "slug": f"tenant-{i}", "plan": "free"} for i in range(3000)]
+    if broken == "slug":
+        tenants[2500]["slug"] = "../../../../escaped"  # a file name outside the output, were it written
+    else:
+        del tenants[2500]["plan"]  # the index could not even be built from it
+    root, out = tmp_path / "repo", tmp_path / "work" / "out"
+    _spread_repo(root, tenants)
+    with pytest.raises(InvalidInputError) as refused:
+        compile_project(root, out=out)
+    assert any(p.path == "tenants/production.json" for p in refused.value.problems)
+    assert not out.exists() and not (tmp_path / "escaped.json").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["repo", "work"]
+
+
+def test_valid_input_compiles_the_same_beside_the_validation(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    tenants = [{"id": f"t-{i}", "slug": f"tenant-{i}", "plan": "free"} for i in range(3000)]
+    _spread_repo(tmp_path / "repo", tenants)
+    monkeypatch.setenv("FLAGOPS_JOBS", "1")
+    compile_project(tmp_path / "repo", out=tmp_path / "one")
+    monkeypatch.setenv("FLAGOPS_JOBS", "2")
+    monkeypatch.setattr(bundles, "PARALLEL_WRITE_MIN", 100)
+    monkeypatch.setattr(bundles, "CHUNK", 50)
+    compile_project(tmp_path / "repo", out=tmp_path / "two")
+    files = sorted(p.relative_to(tmp_path / "one") for p in (tmp_path / "one" / "production").rglob("*"))
+    assert files == sorted(p.relative_to(tmp_path / "two") for p in (tmp_path / "two" / "production").rglob("*"))
+    for rel in files:
+        if (tmp_path / "one" / rel).is_file():
+            assert (tmp_path / "one" / rel).read_bytes() == (tmp_path / "two" / rel).read_bytes()
+    on = json.loads((tmp_path / "two" / "production" / "manifest.json").read_bytes())
+    assert len(on["tenants"]) == 3000

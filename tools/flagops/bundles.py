@@ -131,7 +131,8 @@ def write_bundles(renderer: BundleRenderer, packed: np.ndarray, slugs: Sequence[
 def build_environment(rules: Mapping[str, Mapping[str, Any]], keys: Sequence[str], index: TenantIndex,
                       environment: str, revision: Optional[str], renderer: BundleRenderer,
                       slugs: Sequence[str], build: Path, progress: Optional[Progress] = None,
-                      remember: Optional[Callable[[], None]] = None) -> tuple[State, dict[str, int]]:
+                      remember: Optional[Callable[[], None]] = None, gate: Optional[Callable[[], Any]] = None
+                      ) -> tuple[State, dict[str, int]]:
     """Evaluate every tenant and write every bundle, the snapshot and the manifest into ``build``.
 
     The tenants are cut into chunks, and every core takes chunks from one queue
@@ -140,6 +141,7 @@ def build_environment(rules: Mapping[str, Mapping[str, Any]], keys: Sequence[str
     of them. So hashing in one process overlaps writing in another, and no core waits for
     another. The snapshot, the manifest and ``remember`` (the buckets file) follow side by side;
     the buckets file is only a cache, right whatever is committed later, so it may go first.
+    ``gate`` (the validation) runs beside the first chunks, which are only hashed until it passes.
     Returns what was written, and the number of tenants each key is on for.
     """
     n, width = len(slugs), (len(keys) + 7) // 8
@@ -153,9 +155,16 @@ def build_environment(rules: Mapping[str, Mapping[str, Any]], keys: Sequence[str
         matrix.share_columns(lambda length: shared_array(length, np.uint8))
     writer = _Writer(renderer, slugs, build / BUNDLES_DIR, n, array((n, 32), np.uint8), array(n, np.uint32))
 
+    hashed: set[int] = set()  # chunks this process hashed before the gate passed
+
+    def prepare(c: int) -> None:
+        matrix.store(bounds[c], bounds[c + 1], matrix.hash_range(bounds[c], bounds[c + 1]))
+        hashed.add(c)
+
     def work(c: int) -> int:
         lo, hi = bounds[c], bounds[c + 1]
-        matrix.store(lo, hi, matrix.hash_range(lo, hi))
+        if c not in hashed:
+            prepare(c)
         rows = matrix.rows(lo, hi)
         sums[c] = rows.sum(axis=0)
         packed[lo:hi] = pack(rows)
@@ -172,7 +181,8 @@ def build_environment(rules: Mapping[str, Mapping[str, Any]], keys: Sequence[str
 
     try:
         share(work, len(bounds) - 1, _reporter(progress, n, environment),
-              then=[manifest, snapshot, *([remember] if remember else [])], processes=None if spread else 1)
+              then=[manifest, snapshot, *([remember] if remember else [])], processes=None if spread else 1,
+              gate=gate, prepare=prepare)
     finally:
         writer.close()
     state = State(list(keys), list(slugs), np.array(packed), writer.digest_list(), np.array(writer.sizes),
@@ -302,10 +312,13 @@ def _suspects(previous: State, target: Path) -> Optional[np.ndarray]:
 
 def stage_environment(rules: Mapping[str, Mapping[str, Any]], tenants: Sequence[Mapping[str, Any]],
                       environment: str, revision: Optional[str], out: Path,
-                      progress: Optional[Progress] = None, columns: Optional[TenantColumns] = None) -> Staged:
+                      progress: Optional[Progress] = None, columns: Optional[TenantColumns] = None,
+                      gate: Optional[Callable[[], Any]] = None) -> Staged:
     """Stage ``out/<environment>`` (``rules``: key -> ``Flag.as_rule()``); the live output is untouched.
 
     ``columns``: the tenants' fields as the validation read them (saves reading them again).
+    ``gate``: the validation of input not validated yet; no bundle is written before it passes
+    (a full build hashes meanwhile, see :func:`build_environment`).
     """
     target = out / environment
     buckets_path, state_path = cache_paths(out, environment)
@@ -323,6 +336,8 @@ def stage_environment(rules: Mapping[str, Mapping[str, Any]], tenants: Sequence[
     previous = load_state(state_path, environment, keys) if target.is_dir() else None
     suspects = _suspects(previous, target) if previous is not None else None
     if previous is not None and suspects is not None:
+        if gate is not None:
+            gate()
         staged = _stage_update(rules, keys, index, environment, revision, out, target, slugs, renderer,
                                rules_raw, previous, suspects, progress)
         if staged is not None:
@@ -334,7 +349,7 @@ def stage_environment(rules: Mapping[str, Mapping[str, Any]], tenants: Sequence[
         (build / BUNDLES_DIR).mkdir()
         _write_file(str(build / RULES), rules_raw)
         state, enabled = build_environment(rules, keys, index, environment, revision, renderer, slugs, build,
-                                           progress, remember_buckets)
+                                           progress, remember_buckets, gate)
     except BaseException:
         shutil.rmtree(build, ignore_errors=True)
         raise

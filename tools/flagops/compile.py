@@ -30,7 +30,7 @@ from .parallel import frozen_heap
 from .problems import Result
 from .git import flags_revision
 from .schemas import Schemas
-from .validation import require_valid
+from .validation import Validation, load_repository
 
 #: progress(done, total, what): called while writing bundles.
 Progress = Callable[[int, int, str], None]
@@ -107,11 +107,13 @@ def leftover_prefixes(environments: Iterable[str]) -> list[str]:
 
 
 def compile_validated(project: Project, environments: Iterable[str], out: Path, revision: Optional[str],
-                      progress: Optional[Progress] = None, *, catalog: Optional[bytes] = None
-                      ) -> list[EnvironmentResult]:
+                      progress: Optional[Progress] = None, *, catalog: Optional[bytes] = None,
+                      gate: Optional[Callable[[], Any]] = None) -> list[EnvironmentResult]:
     """Compile environments of a project that passed validation; all of them, or none.
 
     ``catalog``: the bytes of ``OUT/catalog.json``, committed with the environments.
+    ``gate``: for a project not validated yet, its validation: it runs beside the first
+    environment's hashing, and no bundle is written before it passes.
     """
     rules = {key: flag.as_rule() for key, flag in project.flag_models().items()}
     envs = list(environments)
@@ -124,7 +126,7 @@ def compile_validated(project: Project, environments: Iterable[str], out: Path, 
             for env in envs:
                 inventory = project.inventories[env]
                 staged.append(stage_environment(rules, inventory.tenants, env, revision, out, progress,
-                                                inventory.columns))
+                                                inventory.columns, gate))
         if catalog is not None:
             files.append(_StagedFile(out / CATALOG, catalog))
         _commit(out, staged, files)
@@ -174,19 +176,30 @@ def compile_project(root: Path, *, environments: Optional[Sequence[str]] = None,
     env_list = list(dict.fromkeys(environments or []))
     if tenants is not None and len(env_list) != 1:
         raise UsageError("--tenants replaces one environment's inventory; pass exactly one --env")
-    project, schemas, result = require_valid(
-        root, tenants=tenants, environment=env_list[0] if tenants else None, cwd=cwd, schemas=schemas,
-        then="nothing was compiled")
-    for env in env_list:
-        require_environment(env, schemas.environments)
-        if env not in project.inventories:
-            raise UsageError(f'no tenant inventory for "{env}"',
-                             hint=f"add tenants/{env}.yaml or pass --tenants")
-    if not env_list:
-        env_list = sorted(project.inventories)
+    project, schemas = load_repository(root, tenants=tenants, environment=env_list[0] if tenants else None,
+                                       cwd=cwd, schemas=schemas)
+    # The validation runs beside the first hashing (compile_validated); whatever fails before
+    # it passes is reported as the input's problems when the input has any.
+    validation = Validation(project, schemas, then="nothing was compiled")
+    existed = out.exists()
+    try:
+        for env in env_list:
+            require_environment(env, schemas.environments)
+            if env not in project.inventories:
+                raise UsageError(f'no tenant inventory for "{env}"',
+                                 hint=f"add tenants/{env}.yaml or pass --tenants")
         if not env_list:
-            raise UsageError("no tenant inventories under tenants/", hint="add tenants/<environment>.yaml")
-    revision = flags_revision(root)
-    catalog = catalog_bytes(root, project.flag_data(), revision=revision)
-    envs = compile_validated(project, env_list, out, revision, progress, catalog=catalog)
-    return CompileResult(envs, result, out)
+            env_list = sorted(project.inventories)
+            if not env_list:
+                raise UsageError("no tenant inventories under tenants/", hint="add tenants/<environment>.yaml")
+        revision = flags_revision(root)
+        catalog = catalog_bytes(root, project.flag_data(), revision=revision)
+        envs = compile_validated(project, env_list, out, revision, progress, catalog=catalog, gate=validation)
+    except BaseException as exc:
+        if not existed:
+            with contextlib.suppress(OSError):
+                out.rmdir()  # made for this compile, and empty again: refused input leaves no trace
+        if isinstance(exc, Exception):
+            validation()  # invalid input explains any failure: its problems are the report
+        raise
+    return CompileResult(envs, validation(), out)

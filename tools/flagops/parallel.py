@@ -166,7 +166,8 @@ def _claims(fd: int) -> Iterator[int]:
 
 
 def share(work: Callable[[int], int], count: int, progress: Optional[Callable[[int], None]] = None, *,
-          then: Sequence[Callable[[], None]] = (), processes: Optional[int] = None) -> None:
+          then: Sequence[Callable[[], None]] = (), processes: Optional[int] = None,
+          gate: Optional[Callable[[], Any]] = None, prepare: Optional[Callable[[int], None]] = None) -> None:
     """``work(c)`` for every chunk ``c`` in ``range(count)``, exactly once, on every core.
 
     This process and ``jobs() - 1`` forked workers take chunks from one queue, so whoever is
@@ -177,12 +178,17 @@ def share(work: Callable[[int], int], count: int, progress: Optional[Callable[[i
     chunk is done, so they too run side by side. What a worker computes reaches this process
     only through memory made with :func:`shared_array` before the call, or through files.
     ``processes``: at most this many processes in all (default :func:`jobs`; 1: only this one).
+    ``gate``: run here once the workers have started (a validation, say); until it returns they
+    only ``prepare`` the chunks they take (work that writes nothing), and ``work`` runs on those
+    after it. If it raises, no ``work`` and no task runs anywhere.
     A worker's exception is raised here as RuntimeError with its text; an exception here stops
     the workers first.
     """
     workers = min(processes or jobs(), jobs(), count + len(then)) - 1
     claims = _queue(count + len(then)) if workers > 0 and hasattr(os, "fork") else None
     if claims is None:
+        if gate is not None:
+            gate()
         done = 0
         for c in range(count):
             done += work(c)
@@ -194,21 +200,41 @@ def share(work: Callable[[int], int], count: int, progress: Optional[Callable[[i
     counts = shared_array(workers + 1, "<i8")  # items done, one slot per process (one writer each)
     chunks = shared_array(workers + 1, "<i8")  # chunks done, likewise
     stop = shared_array(1, "<i8")  # set by whichever process fails: the others stop waiting
+    opened = shared_array(1, "<i8")  # set once the gate has passed
+    opened[0] = gate is None
     parent = os.getpid()
 
     def run(slot: int, wait: Callable[[], None]) -> None:
+        waiting: list[int] = []  # chunks prepared before the gate opened, to finish after it
+
+        def finish(c: int) -> None:
+            counts[slot] += work(c)
+            chunks[slot] += 1
+            if progress and slot == 0:
+                progress(int(counts.sum()))
+
+        def through_gate() -> None:
+            while not opened[0]:
+                wait()
+            while waiting:
+                finish(waiting.pop(0))
+
         for c in _claims(claims):
-            if c < count:
-                counts[slot] += work(c)
-                chunks[slot] += 1
-                if progress and slot == 0:
-                    progress(int(counts.sum()))
+            if c < count and not opened[0]:
+                if prepare is not None:
+                    prepare(c)
+                waiting.append(c)
+            elif c < count:
+                through_gate()
+                finish(c)
             else:
+                through_gate()
                 while int(chunks.sum()) < count:  # the other processes' last chunks
                     wait()
                 then[c - count]()
             if slot and os.getppid() != parent:  # this process's parent is gone: stop
                 raise _Stopped
+        through_gate()
 
     def worker_wait() -> None:
         if stop[0] or os.getppid() != parent:
@@ -246,6 +272,9 @@ def share(work: Callable[[int], int], count: int, progress: Optional[Callable[[i
             if pool.failure:
                 raise _Stopped
 
+        if gate is not None:
+            gate()  # the workers prepare meanwhile; on failure they are stopped below
+            opened[0] = 1
         try:
             run(0, wait)
         except _Stopped:

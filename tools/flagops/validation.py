@@ -27,7 +27,7 @@ from .problems import Problem, Result
 from .schemas import Schemas
 from .suggest import did_you_mean
 
-__all__ = ["Problem", "Result", "validate_project", "validate_repository", "did_you_mean"]
+__all__ = ["Problem", "Result", "Validation", "load_repository", "validate_project", "validate_repository", "did_you_mean"]
 
 
 def _field(at: Iterable[Any]) -> str:
@@ -305,10 +305,9 @@ def _flag_models(project: Project, result: Result) -> dict[str, Flag]:
     return models
 
 
-def load_and_validate(root: Path, *, tenants: Optional[str] = None, environment: Optional[str] = None,
-                      cwd: Optional[Path] = None, today: Optional[_dt.date] = None,
-                      schemas: Optional[Schemas] = None) -> tuple[Project, Schemas, Result]:
-    """Load the repository at ``root`` (with an optional ``--tenants`` override) and validate it."""
+def load_repository(root: Path, *, tenants: Optional[str] = None, environment: Optional[str] = None,
+                    cwd: Optional[Path] = None, schemas: Optional[Schemas] = None) -> tuple[Project, Schemas]:
+    """Load the repository at ``root`` (with an optional ``--tenants`` override), not validated yet."""
     schemas = schemas or Schemas.load(root / SCHEMA_DIR)
     project = load_project(FsSource(root), schemas.environments)
     if tenants is not None:
@@ -318,6 +317,14 @@ def load_and_validate(root: Path, *, tenants: Optional[str] = None, environment:
             raise UsageError("--tenants replaces the inventory of one environment; pass --env too")
         display, raw = read_tenants_source(tenants, cwd=cwd)
         load_override(project, environment, display, raw)
+    return project, schemas
+
+
+def load_and_validate(root: Path, *, tenants: Optional[str] = None, environment: Optional[str] = None,
+                      cwd: Optional[Path] = None, today: Optional[_dt.date] = None,
+                      schemas: Optional[Schemas] = None) -> tuple[Project, Schemas, Result]:
+    """Load the repository at ``root`` (with an optional ``--tenants`` override) and validate it."""
+    project, schemas = load_repository(root, tenants=tenants, environment=environment, cwd=cwd, schemas=schemas)
     return project, schemas, validate_project(project, schemas, today=today)
 
 
@@ -332,12 +339,31 @@ def require_valid(root: Path, *, then: str = "fix them first (flagops validate)"
 
     ``then`` ends the message: what the refusal means ("nothing was compiled") or what to do.
     """
-    from .errors import InvalidInputError
+    today = kwargs.pop("today", None)
+    project, schemas = load_repository(root, **kwargs)
+    return project, schemas, Validation(project, schemas, then=then, today=today)()
 
-    project, schemas, result = load_and_validate(root, **kwargs)
-    if result.errors:
-        raise InvalidInputError(f"{len(result.errors)} error(s) in the input; {then}", result.problems)
-    return project, schemas, result
+
+class Validation:
+    """The validation of a loaded project, run on the first call (later calls return its result).
+
+    Raises :class:`InvalidInputError` (with every problem) when it finds errors, as
+    :func:`require_valid` does; ``then`` ends that message.
+    """
+
+    def __init__(self, project: Project, schemas: Schemas, *, then: str, today: Optional[_dt.date] = None):
+        self.project, self.schemas, self.then, self.today = project, schemas, then, today
+        self.result: Optional[Result] = None
+
+    def __call__(self) -> Result:
+        if self.result is None:
+            self.result = validate_project(self.project, self.schemas, today=self.today)
+        if self.result.errors:
+            from .errors import InvalidInputError
+
+            raise InvalidInputError(f"{len(self.result.errors)} error(s) in the input; {self.then}",
+                                    self.result.problems)
+        return self.result
 
 
 #: Problems in a flag file that an inventory change can cause.
