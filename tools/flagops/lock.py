@@ -70,6 +70,7 @@ class PublishLock:
         self._renewals = 0
         self._last_ok = time.monotonic()
         self._lost = threading.Event()
+        self._unrenewed = False  # lost for want of a renewal, not to another run
         self._stop = threading.Event()
         self._thread: Optional[threading.Thread] = None
 
@@ -203,14 +204,17 @@ class PublishLock:
 
     def check(self) -> None:
         """Raise :class:`LockLost` unless this run still holds the lock (and renewed it recently)."""
-        if self._lost.is_set():
-            raise LockLost(f"another run took over the publish lock on {self.target}; this run stopped uploading",
-                           hint="see which publish runs now; run again after it if this revision is still wanted")
-        if time.monotonic() - self._last_ok > self.ttl / 2:
+        if not self._lost.is_set() and time.monotonic() - self._last_ok > self.ttl / 2:
+            self._unrenewed = True
             self._lost.set()
-            raise LockLost(f"the publish lock on {self.target} could not be renewed for {self.ttl / 2:.0f}s "
+        if not self._lost.is_set():
+            return
+        if self._unrenewed:  # every later check gives the same cause
+            raise LockLost(f"the publish lock on {self.target} could not be renewed for {self.ttl / 2:g}s "
                            "(the store is unreachable or slow); this run stopped uploading so that another run "
                            "can take over safely", hint="run the same publish again when the store answers")
+        raise LockLost(f"another run took over the publish lock on {self.target}; this run stopped uploading",
+                       hint="see which publish runs now; run again after it if this revision is still wanted")
 
     # ------------------------------------------------------------------ giving it up
 

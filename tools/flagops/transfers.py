@@ -35,6 +35,7 @@ class Transfers:
         if self.options.progress:
             self.options.progress(0, self.total, self.label)
         stop = threading.Event()
+        first: list[BaseException] = []
 
         def attempt(fn: Callable[[], int]) -> int:
             if stop.is_set():
@@ -48,13 +49,20 @@ class Transfers:
                 return
             with self._mutex:
                 self.started += 1
-            sent = retrying(lambda: attempt(fn), self.options.retry)
-            with self._mutex:
-                self.done += 1
-                self.bytes += sent
-                done = self.done
-            if self.options.progress:
-                self.options.progress(done, self.total, self.label)
+            try:
+                sent = retrying(lambda: attempt(fn), self.options.retry)
+                with self._mutex:
+                    self.done += 1
+                    self.bytes += sent
+                    done = self.done
+                if self.options.progress:
+                    self.options.progress(done, self.total, self.label)
+            except _Stopped:
+                raise
+            except BaseException as exc:
+                with self._mutex:  # the cause, not one of the uploads refused after it
+                    first.append(exc)
+                raise
 
         with ThreadPoolExecutor(max_workers=max(1, self.options.workers)) as pool:
             futures: list[Future[None]] = [pool.submit(one, name, fn) for name, fn in jobs]
@@ -72,7 +80,7 @@ class Transfers:
                 for f in futures:
                     f.cancel()
                 wait(futures)
-                exc = failed.exception()
+                exc = first[0] if first else failed.exception()
                 assert exc is not None
                 raise exc
 
