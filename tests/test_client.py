@@ -276,7 +276,7 @@ def test_slow_first_load_is_bounded_by_the_timeout(server):
         started = time.monotonic()
         for _ in range(100):
             c.is_enabled("always_on", "acme")
-        assert time.monotonic() - started < 0.1
+        assert time.monotonic() - started < 0.25  # less than one timeout: no read waited for the server
         assert "timed out" in (c.status().last_error or "")
         server.delay = 0
         assert c.refresh() is True
