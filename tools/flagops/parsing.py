@@ -269,14 +269,31 @@ class Document:
 #: Text that libyaml and the pure-Python composer read alike, errors and positions included (a
 #: differential fuzz test holds them to it): no tab, carriage return, BOM, Unicode line break,
 #: escape or control character, and none of the indicators of anchors, aliases, tags, block
-#: scalars, directives, complex keys and reserved characters. Ordinary flag files are like this.
-_READ_ALIKE = re.compile("[^\t\r\ufeff\u0085\u2028\u2029\\\\\x00-\x08\x0b-\x1f\x7f-\x9f&*!|>%@`?]*")
+#: scalars, directives and complex keys. Ordinary flag files are like this. The reserved ``@``
+#: and `` ` `` may stay (an owner's address): both readers refuse them where a token starts.
+_READ_ALIKE = re.compile("[^\t\r\ufeff\u0085\u2028\u2029\\\\\x00-\x08\x0b-\x1f\x7f-\x9f&*!|>%?]*")
 _DOCUMENT_MARKER = re.compile(r"^(?:---|\.\.\.)", re.MULTILINE)
 
 
 def read_alike(text: str) -> bool:
     """True when libyaml reads ``text`` exactly as the pure-Python composer does."""
     return _READ_ALIKE.fullmatch(text) is not None and not _DOCUMENT_MARKER.search(text)
+
+
+def _empty_in_flow(node: Optional[Node]) -> bool:
+    """Whether a flow collection holds an empty value (``{a: }``): libyaml places it at the next
+    token, the pure-Python composer right after the colon."""
+    stack = [node] if isinstance(node, yaml.CollectionNode) else []
+    while stack:
+        parent = stack.pop()
+        items = (parent.value if isinstance(parent, yaml.SequenceNode)
+                 else [n for pair in parent.value for n in pair])
+        for child in items:
+            if isinstance(child, yaml.CollectionNode):
+                stack.append(child)
+            elif parent.flow_style and child.value == "" and not child.style:  # plain: None or ""
+                return True
+    return False
 
 
 def _compose(text: str, *, fast: bool, exact: bool = False) -> Optional[Node]:
@@ -288,7 +305,9 @@ def _compose(text: str, *, fast: bool, exact: bool = False) -> Optional[Node]:
     if fast and _CLoader is not None:
         loader = _CLoader(text)
         try:
-            return loader.get_single_node()
+            node = loader.get_single_node()
+            if not (exact and _empty_in_flow(node)):
+                return node
         except yaml.YAMLError as exc:
             if not exact and (not isinstance(exc, yaml.scanner.ScannerError)
                               or ("nesting depth" not in str(exc) and "escape code" not in str(exc))):
