@@ -14,6 +14,10 @@ TARGET ?= file://$(CURDIR)/$(DIST)/published
 # rollback guard. Set PUBLISH_FLAGS= to keep it here too.
 PUBLISH_FLAGS ?= --allow-rollback
 
+# Bytecode as an installed package has it, whatever PYTHONDONTWRITEBYTECODE says: every flagops
+# process (the tests start many) reads it instead of compiling each module again.
+BYTECODE = $(BIN)/python -m compileall -q tools client scripts > /dev/null
+
 .PHONY: install install-cli run test validate compile clean s3-up s3-down browser bench
 
 install: $(STAMP) $(TS_STAMP)
@@ -23,6 +27,7 @@ $(STAMP): pyproject.toml client/pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -c constraints.txt -e ./client -e '.[test]'
+	$(BYTECODE)
 	touch $(STAMP)
 
 $(TS_STAMP): $(TS)/package.json $(TS)/package-lock.json $(TS)/tsconfig.json $(TS)/tsconfig.examples.json $(wildcard $(TS)/src/*.ts $(TS)/examples/*.ts)
@@ -33,6 +38,7 @@ $(TS_STAMP): $(TS)/package.json $(TS)/package-lock.json $(TS)/tsconfig.json $(TS
 install-cli:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet -c constraints.txt -e ./client -e .
+	$(BYTECODE)
 
 validate: install
 	$(BIN)/flagops validate
@@ -54,6 +60,7 @@ test: install browser
 	if ! $(BIN)/python scripts/s3server.py status >/dev/null 2>&1; then \
 	  $(BIN)/python scripts/s3server.py up || exit 1; started=1; \
 	fi; \
+	$(BYTECODE); \
 	$(BIN)/pytest; rc=$$?; \
 	(cd $(TS) && npm test) || rc=1; \
 	if [ $$started = 1 ]; then $(BIN)/python scripts/s3server.py down; fi; \

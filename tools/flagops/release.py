@@ -30,7 +30,7 @@ from typing import Any, Optional
 from .errors import CompiledOutputInvalid, UsageError
 from .layout import BUNDLES_DIR, CATALOG, MANIFEST, RULES, SNAPSHOT, digest, json_str
 from .problems import Problem
-from .schemas import BUILTIN_SCHEMA_DIR, Schemas, Validator, ecma_pattern
+from .schemas import BUILTIN_SCHEMA_DIR, Schemas, ecma_pattern, validator_class
 
 __all__ = ["LocalRelease", "load_release"]
 
@@ -46,7 +46,7 @@ def _schemas(directory: Optional[Path]) -> tuple[Schemas, dict[str, Any]]:
         for base in (directory, BUILTIN_SCHEMA_DIR):
             path = base / f"{name}.schema.json" if base is not None else None
             if path is not None and path.is_file():
-                extra[name] = Validator(json.loads(path.read_text(encoding="utf-8")), registry=schemas.registry)
+                extra[name] = validator_class()(json.loads(path.read_text(encoding="utf-8")), registry=schemas.registry)
                 break
     return schemas, extra
 

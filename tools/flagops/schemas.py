@@ -7,12 +7,13 @@ import re
 from dataclasses import dataclass
 from functools import cached_property, lru_cache
 from pathlib import Path
-from typing import Any, Iterator, Optional
-
-from jsonschema import Draft202012Validator, FormatChecker, ValidationError, validators
-from referencing import Registry, Resource
+from typing import TYPE_CHECKING, Any, Iterator, Optional
 
 from .errors import FlagopsError
+
+if TYPE_CHECKING:  # jsonschema loads with the first validator: a compile imports it beside its hashing
+    from jsonschema import Draft202012Validator, ValidationError
+    from referencing import Registry
 
 SCHEMA_FILES = ("flag", "tenants", "bundle", "manifest", "rules")
 #: Schemas shipped with flagops, used when a repository has no schema/ of its own.
@@ -44,8 +45,10 @@ def ecma_pattern(pattern: str) -> "re.Pattern[str]":
     return re.compile("".join(out))
 
 
-def _pattern(validator: Any, pattern: str, instance: Any, schema: Any) -> Iterator[ValidationError]:
+def _pattern(validator: Any, pattern: str, instance: Any, schema: Any) -> Iterator["ValidationError"]:
     if validator.is_type(instance, "string") and not ecma_pattern(pattern).search(instance):
+        from jsonschema import ValidationError
+
         yield ValidationError(f"{instance!r} does not match {pattern!r}")
 
 
@@ -55,10 +58,14 @@ def _is_integer(checker: Any, instance: Any) -> bool:
     return isinstance(instance, int) and not isinstance(instance, bool)
 
 
-#: Draft 2020-12 with ECMA-262 anchors for ``pattern`` (and so for ``propertyNames``), and
-#: integers only as written.
-Validator = validators.extend(Draft202012Validator, {"pattern": _pattern},
-                              type_checker=Draft202012Validator.TYPE_CHECKER.redefine("integer", _is_integer))
+@lru_cache(maxsize=None)
+def validator_class() -> Any:
+    """Draft 2020-12 with ECMA-262 anchors for ``pattern`` (and so for ``propertyNames``), and
+    integers only as written."""
+    from jsonschema import Draft202012Validator, validators
+
+    return validators.extend(Draft202012Validator, {"pattern": _pattern},
+                             type_checker=Draft202012Validator.TYPE_CHECKER.redefine("integer", _is_integer))
 
 
 #: What ``tenants.schema.json`` says, minus annotations, when the fast inventory check in
@@ -124,23 +131,27 @@ class Schemas:
         return cls(docs)
 
     @cached_property
-    def registry(self) -> Registry:
+    def registry(self) -> "Registry":
+        from referencing import Registry, Resource
+
         resources = []
         for doc in self.documents.values():
             resource = Resource.from_contents(doc)
             resources.append((doc["$id"], resource))
         return Registry().with_resources(resources)
 
-    def validator(self, name: str) -> Draft202012Validator:
-        return Validator(self.documents[name], registry=self.registry,  # type: ignore[no-any-return]
-                         format_checker=FormatChecker())
+    def validator(self, name: str) -> "Draft202012Validator":
+        from jsonschema import FormatChecker
+
+        return validator_class()(self.documents[name], registry=self.registry,  # type: ignore[no-any-return]
+                                 format_checker=FormatChecker())
 
     @cached_property
-    def flag_validator(self) -> Draft202012Validator:
+    def flag_validator(self) -> "Draft202012Validator":
         return self.validator("flag")
 
     @cached_property
-    def tenants_validator(self) -> Draft202012Validator:
+    def tenants_validator(self) -> "Draft202012Validator":
         return self.validator("tenants")
 
     @property

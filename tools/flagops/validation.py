@@ -13,10 +13,7 @@ import re
 import unicodedata
 from operator import methodcaller
 from pathlib import Path
-from typing import Any, Iterable, Optional
-
-from jsonschema import Draft202012Validator
-from jsonschema.exceptions import ValidationError
+from typing import TYPE_CHECKING, Any, Iterable, Optional
 
 from flagops_client.evaluation import AXES, has_any_scope
 
@@ -26,6 +23,10 @@ from .loading import FLAGS_DIR, TENANTS_DIR, Document, FsSource, Inventory, Json
 from .problems import Problem, Result
 from .schemas import Schemas
 from .suggest import did_you_mean
+
+if TYPE_CHECKING:
+    from jsonschema import Draft202012Validator
+    from jsonschema.exceptions import ValidationError
 
 __all__ = ["Problem", "Result", "Validation", "load_repository", "validate_project", "validate_repository", "did_you_mean"]
 
