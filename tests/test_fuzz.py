@@ -109,6 +109,51 @@ def test_the_fast_inventory_check_agrees_with_jsonschema(data: Any) -> None:
     assert fast == full, data
 
 
+FLAG_VALUES = st.one_of(SLUGS, st.sampled_from(["off", "on", "targeted", "rollout", "On", "a_flag", "x", " ",
+                                                  "\u2003", "2026-02-30", "2026-02-28", "2026-1-01", "ops@dezky.eu",
+                                                  "2026-02-28\n", "\uff12026-01-01"]),
+                        st.integers(-2, 102), st.none(), st.booleans(), st.floats(0, 100), st.just([]),
+                        st.just({}), st.text(max_size=3))
+AXIS_VALUES = st.one_of(st.lists(st.one_of(SLUGS, st.sampled_from([*SCHEMAS.plans, *SCHEMAS.environments, "gold"]),
+                                           st.integers(0, 2), st.none()), max_size=4), FLAG_VALUES)
+
+
+@st.composite
+def _flags(draw: Any) -> Any:
+    flag: dict[Any, Any] = {"key": draw(st.one_of(st.just("a_flag"), FLAG_VALUES)),
+                            "description": draw(st.one_of(st.just("Gates it"), FLAG_VALUES)),
+                            "state": draw(st.one_of(st.sampled_from(["off", "on", "targeted", "rollout"]), FLAG_VALUES))}
+    for field in draw(st.lists(st.sampled_from(["owner", "expires", "pct", "scope", "killed", "extra", 1]),
+                               max_size=4)):
+        if field == "scope":
+            flag[field] = draw(st.one_of(
+                st.dictionaries(st.sampled_from(["plans", "tenantSlugs", "partnerSlugs", "environments", "other"]),
+                                AXIS_VALUES, max_size=4), FLAG_VALUES))
+        elif field == "killed":
+            flag[field] = {"at": "2026-01-01T00:00:00Z", "by": "ops@dezky.eu", "state": "on"}
+        else:
+            flag[field] = draw(FLAG_VALUES)
+    for field in draw(st.lists(st.sampled_from(["key", "description", "state"]), max_size=1)):
+        flag.pop(field, None)
+    return flag
+
+
+@FAST
+@given(st.one_of(_flags(), FLAG_VALUES))
+@example({"key": "a_flag", "description": "Gates it", "state": "rollout", "pct": 5,
+          "scope": {"plans": ["business"], "tenantSlugs": ["acme"]}, "expires": "2026-02-28"})
+def test_the_fast_flag_check_never_passes_what_jsonschema_refuses(flag: Any) -> None:
+    from flagops.fastpath import flag_fast_ok
+
+    vocabulary = SCHEMAS.fast_flag_check
+    assert vocabulary is not None
+    full = not list(SCHEMAS.flag_validator.iter_errors(flag))
+    if flag_fast_ok(flag, vocabulary):
+        assert full, flag
+    elif full:  # what it leaves to jsonschema: a killed block only
+        assert isinstance(flag, dict) and "killed" in flag, flag
+
+
 LINE_VALUES = st.one_of(SLUGS, st.sampled_from(['"quoted"', "'single'", '"a\\"b"', "x # note", "1", "on",
                                                 "null", "a: b", "[x]", "-", "é", "e\u0301"]))
 

@@ -462,6 +462,27 @@ def test_the_fast_inventory_check_follows_the_repositorys_tenants_schema(repo, f
         'tenants/production.yaml:4:3: error: missing required field "name" in [1] (schema)']
 
 
+def test_the_fast_flag_check_follows_the_repositorys_flag_schema(repo, flagops) -> None:  # type: ignore[no-untyped-def]
+    """A flag schema the fast check does not mirror (a longer description, a new plan) is read from the schema."""
+    repo.tenants("production", INVENTORY)
+    repo.flag("short", "key: short\ndescription: Tiny\nstate: targeted\nscope:\n  plans: [gold]\n")
+    schema_dir = repo.root / "schema"
+    shutil.copytree(ROOT / "schema", schema_dir)
+    assert Schemas.load(schema_dir).fast_flag_check is not None  # the shipped schema takes the fast path
+    path = schema_dir / "flag.schema.json"
+    flag = json.loads(path.read_text(encoding="utf-8"))
+    flag["$defs"]["plan"]["enum"].append("gold")  # the vocabulary is read from the schema: still fast
+    path.write_text(json.dumps(flag), encoding="utf-8")
+    assert Schemas.load(schema_dir).fast_flag_check is not None
+    assert flagops("validate", root=repo.root).code == 0
+    flag["properties"]["description"]["minLength"] = 10  # a property named like an annotation
+    path.write_text(json.dumps(flag), encoding="utf-8")
+    assert Schemas.load(schema_dir).fast_flag_check is None
+    run = flagops("validate", root=repo.root)
+    assert run.code == 1
+    assert run.out.splitlines() == ["flags/short.yaml:2:14: error: description needs at least 10 character(s) (schema)"]
+
+
 def test_ids_and_slugs_must_be_nfc(repo, flagops) -> None:  # type: ignore[no-untyped-def]
     nfd = "t_cafe\u0301"
     repo.tenants("production", f"- id: t_caf\u00e9\n  slug: acme\n  plan: free\n- id: {nfd}\n  slug: beta\n  plan: free\n")

@@ -3,20 +3,23 @@
 ``fast_inventory`` reads YAML in the regular shape platform exports have without building a
 node tree (the full parser reads anything else); ``tenant_columns`` checks parsed tenants
 against what ``tenants.schema.json`` says without jsonschema (used only while that schema is
-the one it mirrors: ``Schemas.fast_tenants_check``). The fuzz tests compare both with the
-slow paths.
+the one it mirrors: ``Schemas.fast_tenants_check``), and ``flag_fast_ok`` a flag against
+``flag.schema.json`` (``Schemas.fast_flag_check``). Each check may refuse what is valid (the
+schema then reports), never accept what is not. The fuzz tests compare them with the slow paths.
 """
 
 from __future__ import annotations
 
+import datetime as _dt
 import re
 from dataclasses import dataclass
 from operator import itemgetter, methodcaller
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 import yaml
 
-__all__ = ["TenantColumns", "all_unique", "fast_inventory", "tenant_columns", "tenants_fast_ok"]
+__all__ = ["FlagVocabulary", "TenantColumns", "all_unique", "fast_inventory", "flag_fast_ok", "tenant_columns",
+           "tenants_fast_ok"]
 
 
 # One line of the regular shape platform exports have: ``- key: value`` starting a tenant,
@@ -137,3 +140,65 @@ def tenants_fast_ok(data: Any, plans: set[str], slug_re: re.Pattern[str]) -> boo
 def all_unique(columns: TenantColumns) -> bool:
     """True when the tenants repeat no id and no slug."""
     return len(set(columns.ids)) == len(columns.ids) and len(set(columns.slugs)) == len(columns.slugs)
+
+
+@dataclass(frozen=True)
+class FlagVocabulary:
+    """What ``flag.schema.json`` leaves to its ``$defs``: the plans, environments, slug pattern."""
+
+    plans: frozenset[str]
+    environments: frozenset[str]
+    slug: Callable[[str], Any]  # the slug pattern's search, as the schema validator applies it
+
+
+_FLAG_FIELDS = frozenset({"key", "description", "owner", "expires", "state", "pct", "scope"})
+_STATES = frozenset({"off", "on", "targeted", "rollout"})
+# The patterns of the mirrored schema, anchored as JSON Schema reads them (``$``: the end).
+_KEY = re.compile(r"[a-z][a-z0-9_]{1,63}").fullmatch
+_NON_SPACE = re.compile(r"\S").search
+_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}").fullmatch
+
+
+def _slugs_ok(values: Any, ok: Callable[[str], Any]) -> bool:
+    return (type(values) is list and set(map(type, values)) <= {str} and len(set(values)) == len(values)
+            and all(map(ok, values)))
+
+
+def flag_fast_ok(flag: Any, vocabulary: FlagVocabulary) -> bool:
+    """True when ``flag`` passes ``flag.schema.json`` (the shape ``Schemas.fast_flag_check`` names).
+
+    False also for some valid flags (a ``killed`` block, whose timestamp format jsonschema
+    decides): the schema validator then gives the answer.
+    """
+    if type(flag) is not dict or not _FLAG_FIELDS.issuperset(flag):
+        return False
+    key, description, state = flag.get("key"), flag.get("description"), flag.get("state")
+    if type(key) is not str or not _KEY(key) or type(state) is not str or state not in _STATES:
+        return False
+    if type(description) is not str or not _NON_SPACE(description):
+        return False
+    if "owner" in flag and (type(flag["owner"]) is not str or not flag["owner"]):
+        return False
+    if "expires" in flag:
+        expires = flag["expires"]
+        if type(expires) is not str or not _DATE(expires):
+            return False
+        try:  # the "date" format: a real day
+            _dt.date.fromisoformat(expires)
+        except ValueError:
+            return False
+    if "pct" in flag:
+        pct = flag["pct"]
+        if type(pct) is not int or not 0 <= pct <= 100:
+            return False
+    elif state == "rollout":
+        return False
+    if "scope" not in flag:
+        return True
+    scope = flag["scope"]
+    if type(scope) is not dict or not {"plans", "tenantSlugs", "partnerSlugs", "environments"}.issuperset(scope):
+        return False
+    return (_slugs_ok(scope.get("plans", []), vocabulary.plans.__contains__)
+            and _slugs_ok(scope.get("environments", []), vocabulary.environments.__contains__)
+            and _slugs_ok(scope.get("tenantSlugs", []), vocabulary.slug)
+            and _slugs_ok(scope.get("partnerSlugs", []), vocabulary.slug))

@@ -15,6 +15,8 @@ if TYPE_CHECKING:  # jsonschema loads with the first validator: a compile import
     from jsonschema import Draft202012Validator, ValidationError
     from referencing import Registry
 
+    from .fastpath import FlagVocabulary
+
 SCHEMA_FILES = ("flag", "tenants", "bundle", "manifest", "rules")
 #: Schemas shipped with flagops, used when a repository has no schema/ of its own.
 BUILTIN_SCHEMA_DIR = Path(__file__).resolve().parent.parent.parent / "schema"
@@ -87,17 +89,85 @@ FAST_TENANTS_SHAPE: dict[str, Any] = {
         },
     }},
 }
+#: What ``flag.schema.json`` says, minus annotations and the plan, environment and slug
+#: ``$defs`` (read from the schema: see :class:`flagops.fastpath.FlagVocabulary`), when the
+#: fast flag check applies. Any other flag schema is checked by jsonschema alone.
+FAST_FLAG_SHAPE: dict[str, Any] = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["key", "description", "state"],
+    "properties": {
+        "key": {"type": "string", "pattern": "^[a-z][a-z0-9_]{1,63}$"},
+        "description": {"type": "string", "minLength": 1, "pattern": "\\S"},
+        "owner": {"type": "string", "minLength": 1},
+        "expires": {"type": "string", "format": "date", "pattern": "^[0-9]{4}-[0-9]{2}-[0-9]{2}$"},
+        "state": {"enum": ["off", "on", "targeted", "rollout"]},
+        "pct": {"type": "integer", "minimum": 0, "maximum": 100},
+        "scope": {"$ref": "#/$defs/scope"},
+        "killed": {"$ref": "#/$defs/killed"},
+    },
+    "if": {"properties": {"state": {"const": "rollout"}}, "required": ["state"]},
+    "then": {"properties": {"pct": True}, "required": ["pct"]},
+    "$defs": {
+        "killed": {
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["at", "by", "state"],
+            "properties": {
+                "reason": {"type": "string"},
+                "at": {"type": "string", "format": "date-time"},
+                "by": {"type": "string", "minLength": 1},
+                "state": {"enum": ["off", "on", "targeted", "rollout"]},
+                "pct": {"type": "integer", "minimum": 0, "maximum": 100},
+            },
+        },
+        "scope": {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {
+                axis: {"type": "array", "uniqueItems": True, "items": {"$ref": f"#/$defs/{item}"}}
+                for axis, item in (("plans", "plan"), ("tenantSlugs", "slug"), ("partnerSlugs", "slug"),
+                                   ("environments", "environment"))
+            },
+        },
+    },
+}
+_VOCABULARY = ("plan", "environment", "slug")
 _ANNOTATIONS = frozenset({"$schema", "$id", "$comment", "title", "description", "examples", "default"})
 
 
+#: Keywords whose value maps names to schemas, and keywords whose value is data (not a schema).
+_SCHEMA_MAPS = frozenset({"properties", "patternProperties", "$defs", "dependentSchemas"})
+_DATA = frozenset({"enum", "const", "required"})
+
+
 def schema_shape(node: Any) -> Any:
-    """A schema without annotations, each ``$ref`` reduced to its file name and fragment."""
+    """A schema without annotations, each ``$ref`` reduced to its file name and fragment.
+
+    Property names are kept (a property called ``description`` is no annotation), and so is
+    data: the values of ``enum``, ``const`` and ``required``.
+    """
     if isinstance(node, dict):
-        return {k: (_ref_name(v) if k == "$ref" and isinstance(v, str) else schema_shape(v))
-                for k, v in node.items() if k not in _ANNOTATIONS}
+        out = {}
+        for k, v in node.items():
+            if k in _ANNOTATIONS:
+                continue
+            if k == "$ref" and isinstance(v, str):
+                out[k] = _ref_name(v)
+            elif k in _SCHEMA_MAPS and isinstance(v, dict):
+                out[k] = {name: schema_shape(sub) for name, sub in v.items()}
+            elif k in _DATA:
+                out[k] = v
+            else:
+                out[k] = schema_shape(v)
+        return out
     if isinstance(node, list):
         return [schema_shape(v) for v in node]
     return node
+
+
+def _is_enum(shape: Any) -> bool:
+    return isinstance(shape, dict) and set(shape) == {"enum"} and isinstance(shape["enum"], list)
 
 
 def _ref_name(ref: str) -> str:
@@ -165,6 +235,30 @@ class Schemas:
     @property
     def slug_pattern(self) -> str:
         return str(self.documents["flag"]["$defs"]["slug"]["pattern"])
+
+    @cached_property
+    def fast_flag_check(self) -> Optional["FlagVocabulary"]:
+        """The vocabulary of the fast flag check, or None when this flag schema is not the one it mirrors."""
+        from .fastpath import FlagVocabulary
+
+        doc = self.documents["flag"]
+        defs = doc.get("$defs")
+        if not isinstance(defs, dict):
+            return None
+        rest = {**doc, "$defs": {k: v for k, v in defs.items() if k not in _VOCABULARY}}
+        plan, env, slug = (schema_shape(defs.get(name)) for name in _VOCABULARY)
+        if schema_shape(rest) != FAST_FLAG_SHAPE or not (_is_enum(plan) and _is_enum(env)):
+            return None
+        if not (isinstance(slug, dict) and set(slug) == {"type", "pattern"} and slug["type"] == "string"
+                and isinstance(slug["pattern"], str)):
+            return None
+        try:
+            slug_search = ecma_pattern(slug["pattern"]).search
+        except re.error:
+            return None
+        # Only the strings of an enum: the fast check refuses anything else (jsonschema decides it).
+        return FlagVocabulary(frozenset(p for p in plan["enum"] if isinstance(p, str)),
+                              frozenset(e for e in env["enum"] if isinstance(e, str)), slug_search)
 
     @cached_property
     def fast_tenants_check(self) -> bool:

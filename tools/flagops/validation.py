@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, Iterable, Optional
 
 from flagops_client.evaluation import AXES, has_any_scope
 
-from .fastpath import all_unique, tenant_columns
+from .fastpath import all_unique, flag_fast_ok, tenant_columns
 from .model import Flag
 from .loading import FLAGS_DIR, TENANTS_DIR, Document, FsSource, Inventory, JsonPath, Project, SCHEMA_DIR, load_override, load_project, read_tenants_source
 from .problems import Problem, Result
@@ -82,7 +82,7 @@ def _schema_message(error: ValidationError) -> str:
             return f"{field} must not be blank"
         return f"{field} {_show(value)} does not match the pattern {expected}"
     if kind == "minLength":
-        return f"{field} must not be empty"
+        return f"{field} must not be empty" if expected == 1 else f"{field} needs at least {expected} character(s)"
     if kind == "uniqueItems":
         return f"{field} lists the same value more than once; keep each once"
     if kind == "format":
@@ -196,7 +196,8 @@ def inventory_problems(doc: Document, schemas: Schemas, inventory: Optional[Inve
 def flag_problems(stem: str, doc: Document, schemas: Schemas, known_tenants: set[str],
                   known_partners: set[str], unknown_severity: str, today: _dt.date) -> list[Problem]:
     flag = doc.data
-    problems = schema_problems(doc, schemas.flag_validator)
+    vocabulary = schemas.fast_flag_check
+    problems = [] if vocabulary and flag_fast_ok(flag, vocabulary) else schema_problems(doc, schemas.flag_validator)
     key = flag.get("key")
     if isinstance(key, str) and key != stem:
         line, col = doc.locate(("key",))
