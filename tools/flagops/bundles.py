@@ -170,19 +170,29 @@ def build_environment(rules: Mapping[str, Mapping[str, Any]], keys: Sequence[str
         packed[lo:hi] = pack(rows)
         return writer.write(packed[lo:hi], range(lo, hi), lo)
 
-    # Each document sorts the slugs itself: off the path every process waits on.
+    # The sorted order of the slugs (both documents list tenants by slug) is found while the
+    # validation runs, or else first; the documents are written side by side at the end.
+    order = array(n, np.int64)
+
+    def sort() -> None:
+        if gate is not None:
+            gate()
+        order[:] = slug_order(slugs)
+
     def snapshot() -> None:
-        _write_file(str(build / SNAPSHOT), snapshot_bytes(environment, revision, keys, slugs, packed))
+        _write_file(str(build / SNAPSHOT), snapshot_bytes(environment, revision, keys, slugs, packed, order.tolist()))
 
     def manifest() -> None:
-        data = manifest_bytes(environment, revision, keys, slugs, writer.digests)
+        data = manifest_bytes(environment, revision, keys, slugs, writer.digests, order.tolist())
         _write_file(str(build / MANIFEST), data)
         manifest_sha[:] = np.frombuffer(hashlib.sha256(data).digest(), dtype=np.uint8)
 
+    if gate is None:
+        sort()
     try:
         share(work, len(bounds) - 1, _reporter(progress, n, environment),
               then=[manifest, snapshot, *([remember] if remember else [])], processes=None if spread else 1,
-              gate=gate, prepare=prepare)
+              gate=None if gate is None else sort, prepare=prepare)
     finally:
         writer.close()
     state = State(list(keys), list(slugs), np.array(packed), writer.digest_list(), np.array(writer.sizes),

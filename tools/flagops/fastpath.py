@@ -13,7 +13,8 @@ from __future__ import annotations
 import datetime as _dt
 import re
 from dataclasses import dataclass
-from operator import itemgetter, methodcaller
+from itertools import repeat
+from operator import itemgetter
 from typing import Any, Callable, Optional
 
 import yaml
@@ -79,6 +80,9 @@ def fast_inventory(text: str) -> Optional[list[dict[str, Any]]]:
     return items or None
 
 
+_TENANT_FIELDS = frozenset({"id", "slug", "plan", "partnerSlug", "name"})
+
+
 class _Missing:
     """Stands for an absent optional field in a column (its type is no JSON type)."""
 
@@ -108,24 +112,23 @@ def tenant_columns(data: Any, plans: set[str], slug_re: re.Pattern[str]) -> Opti
     """
     if not isinstance(data, list):
         return None
-    allowed = {"id", "slug", "plan", "partnerSlug", "name"}
-    if not set(map(type, data)) <= {dict} or not all(map(allowed.issuperset, data)):
+    if not set(map(type, data)) <= {dict} or not set().union(*data) <= _TENANT_FIELDS:
         return None
     try:
-        ids, slugs, tenant_plans = map(list, zip(*map(itemgetter("id", "slug", "plan"), data))) if data else ([], [], [])
+        ids, slugs, tenant_plans = (list(map(itemgetter(name), data)) for name in ("id", "slug", "plan"))
     except KeyError:
         return None
     if not set(map(type, ids)) <= {str} or not all(ids):
         return None
     if not set(map(type, tenant_plans)) <= {str} or not set(tenant_plans) <= plans:
         return None
-    partners = list(map(methodcaller("get", "partnerSlug", _MISSING), data))
+    partners = list(map(dict.get, data, repeat("partnerSlug"), repeat(_MISSING)))
     if not set(map(type, slugs)) <= {str} or not set(map(type, partners)) <= {str, _Missing}:
         return None
     given = list(filter(str.__instancecheck__, partners))
     if not all(map(slug_re.fullmatch, slugs)) or not all(map(slug_re.fullmatch, given)):
         return None
-    if not set(map(type, map(methodcaller("get", "name", _MISSING), data))) <= {str, _Missing}:
+    if not set(map(type, map(dict.get, data, repeat("name"), repeat(_MISSING)))) <= {str, _Missing}:
         return None
     if len(given) != len(partners):
         partners = [None if p is _MISSING else p for p in partners]
