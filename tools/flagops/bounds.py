@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from itertools import chain, compress
-from typing import Any
+from typing import Any, Iterator
 
 from .problems import Problem
 
@@ -119,11 +119,16 @@ def depth_exceeds(data: Any) -> bool:
     """True when ``data`` nests lists and mappings deeper than MAX_DEPTH (one level at a time)."""
     level = [data] if isinstance(data, (dict, list)) else []
     container = {dict, list}.__contains__
+
+    def children() -> Iterator[Any]:
+        return chain(chain.from_iterable(map(dict.values, filter(dict.__instancecheck__, level))),
+                     chain.from_iterable(filter(list.__instancecheck__, level)))
+
     for _ in range(MAX_DEPTH):
-        if not level:
+        # The next level, with C-level loops only: an inventory's 100,000 tenants add up. The
+        # last level (the tenants' fields) is only looked at, never copied.
+        if not level or not any(map(container, set(map(type, children())))):
             return False
-        # The next level, with C-level loops only: an inventory's 100,000 tenants add up.
-        children = list(chain(chain.from_iterable(map(dict.values, filter(dict.__instancecheck__, level))),
-                              chain.from_iterable(filter(list.__instancecheck__, level))))
-        level = list(compress(children, map(container, map(type, children))))
+        everything = list(children())
+        level = list(compress(everything, map(container, map(type, everything))))
     return bool(level)
