@@ -9,16 +9,18 @@ that trickles a byte at a time is cut off when the deadline passes, not when it 
 from __future__ import annotations
 
 import os
-import socket
 import stat
 import threading
 import time
 from pathlib import Path
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 from .errors import SourceError
 from .bounds import too_large
 from .parsing import MAX_INVENTORY_BYTES
+
+if TYPE_CHECKING:  # sockets only for an inventory fetched from a URL
+    import socket
 
 __all__ = ["DEFAULT_URL_TIMEOUT", "TENANTS_TIMEOUT_ENV", "TENANTS_TOKEN_ENV", "RefusedFile",
            "read_regular", "read_tenants_source"]
@@ -91,7 +93,7 @@ class _Deadline:
         self.seconds = seconds
         self.at = time.monotonic() + seconds
         self.fired = threading.Event()
-        self._sockets: list[socket.socket] = []
+        self._sockets: list["socket.socket"] = []
         self._lock = threading.Lock()
         self._timer = threading.Timer(seconds, self._fire)
         self._timer.daemon = True
@@ -116,6 +118,8 @@ class _Deadline:
 
     @staticmethod
     def _shutdown(sock: Any) -> None:
+        import socket
+
         try:
             # The plain socket's shutdown, also for TLS: it wakes a blocked read in the
             # fetching thread without touching the TLS object that thread is using.

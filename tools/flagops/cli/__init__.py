@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import sys
-import traceback
 from typing import Optional, Sequence
 
 import click
@@ -50,6 +49,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         code = 0
     except Exception as exc:  # the last boundary: report, never hide
         if os.environ.get("FLAGOPS_DEBUG"):
+            import traceback
+
             traceback.print_exc()
         click.echo(f"unexpected error: {type(exc).__name__}: {exc}\n"
                    "set FLAGOPS_DEBUG=1 for the traceback and report it", err=True)
