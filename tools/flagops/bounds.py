@@ -89,8 +89,9 @@ def _escaped(value: str) -> str:
 
 
 def may_hold_surrogates(text: str) -> bool:
-    # Decoded UTF-8 never holds one; only a \u escape can make one.
-    return "\\u" in text or "\\U" in text
+    # Decoded UTF-8 never holds one; only a \u escape can make one. (A lone backslash is
+    # found by memchr; the pair costs a slower search, done only when there is one.)
+    return "\\" in text and ("\\u" in text or "\\U" in text)
 
 
 # JSON tokens that matter for locating: strings (skipped whole), brackets, long digit runs.

@@ -319,7 +319,6 @@ class ChunkedMatrix:
             else:
                 self.columns[j] = flag_column(key, flag, index, environment)
         self.pairs = sum(len(m) for _, m in self.work)
-        self._prefixes = cache._prefix_list() if self.pairs else []
         # Counted now: the ranges may be hashed in other processes, whose counters are their own.
         cache.hashed += self.pairs
         cache.changed = cache.changed or bool(self.pairs)
@@ -330,7 +329,12 @@ class ChunkedMatrix:
 
     def hash_range(self, lo: int, hi: int) -> bytes:
         """The missing buckets of tenants ``lo:hi``, every key's in turn (pure: no state changes)."""
-        return b"".join(_hash_buckets(self._prefixes, positions, key) for key, positions in self._cuts(lo, hi))
+        cuts = self._cuts(lo, hi)
+        if not any(len(positions) for _, positions in cuts):
+            return b""
+        # This range's "<id>:" prefixes only: made by whichever process hashes the range.
+        prefixes = list(map(str.encode, map(str.__add__, self.index.ids[lo:hi], repeat(":"))))
+        return b"".join(_hash_buckets(prefixes, positions - lo, key) for key, positions in cuts)
 
     def store(self, lo: int, hi: int, data: bytes) -> None:
         """Keep the buckets :meth:`hash_range` computed for tenants ``lo:hi``."""
