@@ -598,7 +598,7 @@ def test_assembled_manifest_and_snapshot_equal_dumps(slugs: list[str], flags: in
     """The table-built tenants objects are byte for byte ``dumps`` of the reference documents."""
     import numpy as np
 
-    from flagops.layout import manifest_bytes, pack, snapshot_bytes
+    from flagops.layout import SlugTable, manifest_bytes, pack, snapshot_bytes
 
     rng = random.Random(len(slugs) * 1000 + flags)
     keys = [f"k{i:03d}" for i in range(flags)]
@@ -609,6 +609,13 @@ def test_assembled_manifest_and_snapshot_equal_dumps(slugs: list[str], flags: in
     assert manifest_bytes("production", "abc", keys, slugs, digests) == dumps(manifest)
     rows = {s: [bool(v) for v in matrix[i]] for i, s in enumerate(slugs)}
     assert (snapshot_bytes("production", None, keys, slugs, pack(matrix))
+            == dumps(snapshot_document("production", None, keys, rows)))
+    # As a compile shares them: the order and the rows filled once, in arrays of its own.
+    order, encoded = np.zeros(len(slugs), dtype=np.int64), np.zeros((len(slugs), SlugTable.encoded_width(slugs)),
+                                                                     dtype=np.uint8)
+    table = SlugTable(slugs, order, encoded if SlugTable.fill(slugs, order, encoded) else None)
+    assert manifest_bytes("production", "abc", keys, slugs, digests, table) == dumps(manifest)
+    assert (snapshot_bytes("production", None, keys, slugs, pack(matrix), table)
             == dumps(snapshot_document("production", None, keys, rows)))
 
 

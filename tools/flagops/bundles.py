@@ -29,7 +29,7 @@ from .compile_state import State, cache_paths, load_buckets, load_state, save_bu
 from .fastpath import TenantColumns
 from .fsutil import staging_directory
 from .layout import (BUNDLES_DIR, ENVIRONMENT_FILES, MANIFEST, RULES, SNAPSHOT, BundleRenderer, dumps,
-                     manifest_bytes, pack, rules_document, slug_order, snapshot_bytes)
+                     SlugTable, manifest_bytes, pack, rules_document, snapshot_bytes)
 from . import matrix as _matrix
 from .matrix import ChunkedMatrix, TenantIndex, evaluate_columns
 from .parallel import share, shared_array
@@ -170,20 +170,24 @@ def build_environment(rules: Mapping[str, Mapping[str, Any]], keys: Sequence[str
         packed[lo:hi] = pack(rows)
         return writer.write(packed[lo:hi], range(lo, hi), lo)
 
-    # The sorted order of the slugs (both documents list tenants by slug) is found while the
-    # validation runs, or else first; the documents are written side by side at the end.
-    order = array(n, np.int64)
+    # The slugs in sorted order, as both documents list them, are found while the validation
+    # runs (or else first); the documents are written side by side at the end.
+    order, plain = array(n, np.int64), array(1, np.int64)
+    encoded = array((n, SlugTable.encoded_width(slugs)), np.uint8)
 
     def sort() -> None:
         if gate is not None:
             gate()
-        order[:] = slug_order(slugs)
+        plain[0] = SlugTable.fill(slugs, order, encoded)
+
+    def table() -> SlugTable:
+        return SlugTable(slugs, order, encoded if plain[0] else None)
 
     def snapshot() -> None:
-        _write_file(str(build / SNAPSHOT), snapshot_bytes(environment, revision, keys, slugs, packed, order.tolist()))
+        _write_file(str(build / SNAPSHOT), snapshot_bytes(environment, revision, keys, slugs, packed, table()))
 
     def manifest() -> None:
-        data = manifest_bytes(environment, revision, keys, slugs, writer.digests, order.tolist())
+        data = manifest_bytes(environment, revision, keys, slugs, writer.digests, table())
         _write_file(str(build / MANIFEST), data)
         manifest_sha[:] = np.frombuffer(hashlib.sha256(data).digest(), dtype=np.uint8)
 
@@ -404,10 +408,10 @@ def _stage_update(rules: Mapping[str, Mapping[str, Any]], keys: list[str], index
         for p, d in zip(changed.tolist(), new_digests):
             digests[p] = d
         sizes[changed] = new_sizes
-        order = slug_order(slugs)
-        manifest = manifest_bytes(environment, revision, keys, slugs, digests, order)
+        table = SlugTable(slugs)
+        manifest = manifest_bytes(environment, revision, keys, slugs, digests, table)
         _write_file(str(stage / f".{RULES}"), rules_raw)
-        _write_file(str(stage / f".{SNAPSHOT}"), snapshot_bytes(environment, revision, keys, slugs, packed, order))
+        _write_file(str(stage / f".{SNAPSHOT}"), snapshot_bytes(environment, revision, keys, slugs, packed, table))
         _write_file(str(stage / f".{MANIFEST}"), manifest)
     except BaseException:
         shutil.rmtree(stage, ignore_errors=True)

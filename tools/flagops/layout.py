@@ -20,7 +20,7 @@ from typing import Any, Mapping, Optional, Sequence
 import numpy as np
 
 __all__ = ["BUNDLES_DIR", "CATALOG", "ENVIRONMENT_FILES", "MANIFEST", "RULES", "SCHEMA_VERSION", "SNAPSHOT",
-           "BundleRenderer", "bundle_document", "digest", "dumps", "json_str", "manifest_bytes", "pack",
+           "BundleRenderer", "SlugTable", "bundle_document", "digest", "dumps", "json_str", "manifest_bytes", "pack",
            "rules_document", "snapshot_bytes", "snapshot_document"]
 
 SCHEMA_VERSION = 1
@@ -110,29 +110,77 @@ def slug_order(slugs: Sequence[str]) -> list[int]:
     return sorted(range(len(slugs)), key=slugs.__getitem__)
 
 
-def _tenants_object(slugs: Sequence[str], values: np.ndarray, order: Sequence[int]) -> bytes:
-    """``{"<slug>":"<value>",...}`` in ``order``, as :func:`dumps` writes it.
+class SlugTable:
+    """The slugs in sorted order, as every tenants object (manifest, snapshot) lists them.
+
+    ``encoded``: the sorted slugs' UTF-8, one NUL-padded row each (:meth:`encoded_width` wide),
+    or None when some slug needs escaping in JSON. Both are found once and read by both documents
+    (:meth:`fill` writes them into arrays the caller provides, shared with other processes).
+    """
+
+    def __init__(self, slugs: Sequence[str], order: "Optional[Sequence[int] | np.ndarray]" = None,
+                 encoded: Optional[np.ndarray] = None):
+        self.slugs = slugs
+        self.order = np.asarray(slug_order(slugs) if order is None else order, dtype=np.int64)
+        self._encoded = encoded
+
+    @staticmethod
+    def encoded_width(slugs: Sequence[str]) -> int:
+        """The width of the encoded rows: the widest slug in UTF-8 bytes (at least 1)."""
+        if "".join(slugs).isascii():
+            return max(1, max(map(len, slugs), default=0))
+        return max(1, max(map(len, map(str.encode, slugs)), default=0))
+
+    @staticmethod
+    def fill(slugs: Sequence[str], order: np.ndarray, encoded: np.ndarray) -> bool:
+        """Write the sorted order, then the encoded rows (``encoded_width`` wide); False when
+        the slugs need escaping (the rows are not written then)."""
+        order[:] = slug_order(slugs)
+        return SlugTable._encode(slugs, order, encoded)
+
+    @staticmethod
+    def _encode(slugs: Sequence[str], order: np.ndarray, encoded: np.ndarray) -> bool:
+        ordered = list(map(slugs.__getitem__, order.tolist()))
+        if not _PLAIN.fullmatch("".join(ordered)):  # never for valid slugs; kept exact anyway
+            return False
+        rows = np.array(list(map(str.encode, ordered)), dtype=f"S{encoded.shape[1]}")
+        encoded[:] = rows.view(np.uint8).reshape(encoded.shape)
+        return True
+
+    def encoded(self) -> Optional[np.ndarray]:
+        if self._encoded is None and len(self.order):
+            table = np.empty((len(self.order), self.encoded_width(self.slugs)), dtype=np.uint8)
+            if self._encode(self.slugs, self.order, table):
+                self._encoded = table
+        return self._encoded
+
+    def ordered(self) -> list[str]:
+        return list(map(self.slugs.__getitem__, self.order.tolist()))
+
+
+def _tenants_object(table: SlugTable, values: np.ndarray) -> bytes:
+    """``{"<slug>":"<value>",...}`` in the table's order, as :func:`dumps` writes it.
 
     ``values``: one row of ASCII bytes per slug (base64 or hex: never escaped, never NUL).
     """
-    n = len(order)
+    n = len(table.order)
     if not n:
         return b"{}"
-    ordered = list(map(slugs.__getitem__, order))
-    rows = values[np.asarray(order, dtype=np.int64)]
-    if not _PLAIN.fullmatch("".join(ordered)):  # never for valid slugs; kept exact anyway
-        return b"{" + b",".join([json_str(s) + b':"' + row.tobytes() + b'"' for s, row in zip(ordered, rows)]) + b"}"
+    rows = values[table.order]
+    encoded = table.encoded()
+    if encoded is None:
+        return b"{" + b",".join([json_str(s) + b':"' + row.tobytes() + b'"'
+                                 for s, row in zip(table.ordered(), rows)]) + b"}"
     # One table row per entry, the slug NUL-padded to the longest; dropping the NULs (no
     # slug or value holds one) leaves the entries joined. No Python code runs per tenant.
-    encoded = np.array(list(map(str.encode, ordered)))
-    width, value_width = encoded.dtype.itemsize, rows.shape[1]
-    table = np.empty((n, width + value_width + 6), dtype=np.uint8)
-    table[:, 0] = ord('"')
-    table[:, 1:1 + width] = encoded.view(np.uint8).reshape(n, width)
-    table[:, 1 + width:4 + width] = np.frombuffer(b'":"', dtype=np.uint8)
-    table[:, 4 + width:4 + width + value_width] = rows
-    table[:, 4 + width + value_width:] = np.frombuffer(b'",', dtype=np.uint8)
-    return b"{" + table[table != 0].tobytes()[:-1] + b"}"
+    width, value_width = encoded.shape[1], rows.shape[1]
+    out = np.empty((n, width + value_width + 6), dtype=np.uint8)
+    out[:, 0] = ord('"')
+    out[:, 1:1 + width] = encoded
+    out[:, 1 + width:4 + width] = np.frombuffer(b'":"', dtype=np.uint8)
+    out[:, 4 + width:4 + width + value_width] = rows
+    out[:, 4 + width + value_width:] = np.frombuffer(b'",', dtype=np.uint8)
+    return b"{" + out[out != 0].tobytes()[:-1] + b"}"
 
 
 def _with_tenants(small: bytes, tenants: bytes) -> bytes:
@@ -141,7 +189,7 @@ def _with_tenants(small: bytes, tenants: bytes) -> bytes:
 
 
 def manifest_bytes(environment: str, revision: Optional[str], keys: Sequence[str], slugs: Sequence[str],
-                   digests: "Sequence[bytes] | np.ndarray", order: Optional[Sequence[int]] = None) -> bytes:
+                   digests: "Sequence[bytes] | np.ndarray", table: Optional[SlugTable] = None) -> bytes:
     """``dumps`` of the manifest (``digests``: the raw sha256 of each tenant's bundle, or their rows)."""
     small = dumps({"schemaVersion": SCHEMA_VERSION, "environment": environment, "revision": revision,
                    "flags": list(keys)})
@@ -150,7 +198,7 @@ def manifest_bytes(environment: str, revision: Optional[str], keys: Sequence[str
     values[:, :7] = np.frombuffer(b"sha256:", dtype=np.uint8)
     raw = np.ascontiguousarray(digests).tobytes() if isinstance(digests, np.ndarray) else b"".join(digests)
     values[:, 7:] = np.frombuffer(raw.hex().encode("ascii"), dtype=np.uint8).reshape(n, 64)
-    return _with_tenants(small, _tenants_object(slugs, values, slug_order(slugs) if order is None else order))
+    return _with_tenants(small, _tenants_object(table or SlugTable(slugs), values))
 
 
 def snapshot_document(environment: str, revision: Optional[str], keys: Sequence[str],
@@ -184,9 +232,9 @@ def _base64_rows(packed: np.ndarray) -> np.ndarray:
 
 
 def snapshot_bytes(environment: str, revision: Optional[str], keys: Sequence[str], slugs: Sequence[str],
-                   packed: np.ndarray, order: Optional[Sequence[int]] = None) -> bytes:
+                   packed: np.ndarray, table: Optional[SlugTable] = None) -> bytes:
     """``dumps`` of the snapshot from the packed matrix (one row per slug, :func:`pack` order)."""
     small = dumps({"schemaVersion": SCHEMA_VERSION, "environment": environment, "revision": revision,
                    "flags": list(keys)})
     encoded = _base64_rows(packed)
-    return _with_tenants(small, _tenants_object(slugs, encoded, slug_order(slugs) if order is None else order))
+    return _with_tenants(small, _tenants_object(table or SlugTable(slugs), encoded))
