@@ -22,11 +22,12 @@ BYTECODE = $(BIN)/python -m compileall -q tools client scripts > /dev/null
 
 install: $(STAMP) $(TS_STAMP)
 
-# constraints.txt pins every version (the same in CI and here).
+# constraints.txt pins every version (the same in CI and here). The editable installs are plain
+# path entries (editable_mode=compat), as light to import as an installed package: no import hook.
 $(STAMP): pyproject.toml client/pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -c constraints.txt -e ./client -e '.[test]'
+	$(BIN)/pip install --quiet -c constraints.txt --config-settings editable_mode=compat -e ./client -e '.[test]'
 	$(BYTECODE)
 	touch $(STAMP)
 
@@ -37,7 +38,7 @@ $(TS_STAMP): $(TS)/package.json $(TS)/package-lock.json $(TS)/tsconfig.json $(TS
 # The CLI without the test tools: CI's quick checks of every pull request.
 install-cli:
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet -c constraints.txt -e ./client -e .
+	$(BIN)/pip install --quiet -c constraints.txt --config-settings editable_mode=compat -e ./client -e .
 	$(BYTECODE)
 
 validate: install
@@ -87,7 +88,7 @@ BENCH_ARGS ?=
 $(BENCH_STAMP): pyproject.toml client/pyproject.toml
 	$(PYTHON) -m venv $(BENCH_VENV)
 	$(BENCH_VENV)/bin/pip install --quiet --upgrade pip
-	$(BENCH_VENV)/bin/pip install --quiet -e ./client -e '.[bench]'
+	$(BENCH_VENV)/bin/pip install --quiet --config-settings editable_mode=compat -e ./client -e '.[bench]'
 	touch $(BENCH_STAMP)
 
 bench: install $(BENCH_STAMP)
