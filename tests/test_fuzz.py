@@ -208,6 +208,7 @@ FLAG_PIECES = st.sampled_from([
 @FAST
 @given(st.lists(FLAG_PIECES, max_size=24).map("".join))
 @example("[key: ]")  # an empty value in a flow collection: libyaml places it elsewhere
+@example("[" * 34 + "a" + "]" * 34 + ": x\n")  # a collection as a key: its depth is reported first
 @example("owner: ops@dezky.eu\nscope: {plans: [business], tenantSlugs: }\n")
 def test_flag_files_read_by_libyaml_equal_the_pure_reader(text: str) -> None:
     """A flag file is read by libyaml only where that changes nothing: data, positions, problems."""

@@ -475,6 +475,10 @@ def test_the_fast_flag_check_follows_the_repositorys_flag_schema(repo, flagops) 
     path.write_text(json.dumps(flag), encoding="utf-8")
     assert Schemas.load(schema_dir).fast_flag_check is not None
     assert flagops("validate", root=repo.root).code == 0
+    nested = json.loads(json.dumps(flag))
+    nested["$defs"]["scope"]["$id"] = "tenants.schema.json"  # below the root, $id changes what $ref names
+    path.write_text(json.dumps(nested), encoding="utf-8")
+    assert Schemas.load(schema_dir).fast_flag_check is None
     flag["properties"]["description"]["minLength"] = 10  # a property named like an annotation
     path.write_text(json.dumps(flag), encoding="utf-8")
     assert Schemas.load(schema_dir).fast_flag_check is None

@@ -71,6 +71,7 @@ class PublishLock:
         self._last_ok = time.monotonic()
         self._lost = threading.Event()
         self._unrenewed = False  # lost for want of a renewal, not to another run
+        self._mutex = threading.Lock()  # one cause: the first to mark the lock lost names it
         self._stop = threading.Event()
         self._thread: Optional[threading.Thread] = None
 
@@ -185,7 +186,7 @@ class PublishLock:
         if not self.conditional:
             current = self._retry(lambda: self.store.get(self.key))
             if current and _json_or_empty(current[0]).get("owner") != self.owner:
-                self._lost.set()
+                self._mark_taken_over()
                 return
             self.etag = self._retry(lambda: self.store.put(self.key, body))
             self._last_ok = sent
@@ -198,15 +199,21 @@ class PublishLock:
             if info.get("owner") == self.owner and info.get("renewals") == self._renewals:
                 self.etag = current[1] if current else None  # our write landed; its response was lost
             else:
-                self._lost.set()
+                self._mark_taken_over()
                 return
         self._last_ok = sent
+
+    def _mark_taken_over(self) -> None:
+        with self._mutex:
+            self._lost.set()
 
     def check(self) -> None:
         """Raise :class:`LockLost` unless this run still holds the lock (and renewed it recently)."""
         if not self._lost.is_set() and time.monotonic() - self._last_ok > self.ttl / 2:
-            self._unrenewed = True
-            self._lost.set()
+            with self._mutex:
+                if not self._lost.is_set():
+                    self._unrenewed = True
+                    self._lost.set()
         if not self._lost.is_set():
             return
         if self._unrenewed:  # every later check gives the same cause

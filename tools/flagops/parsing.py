@@ -280,14 +280,19 @@ def read_alike(text: str) -> bool:
     return _READ_ALIKE.fullmatch(text) is not None and not _DOCUMENT_MARKER.search(text)
 
 
-def _empty_in_flow(node: Optional[Node]) -> bool:
-    """Whether a flow collection holds an empty value (``{a: }``): libyaml places it at the next
-    token, the pure-Python composer right after the colon."""
+def _read_differently(node: Optional[Node]) -> bool:
+    """Whether libyaml's tree may be reported differently from the pure-Python composer's: an
+    empty value in a flow collection (``{a: }``: libyaml places it at the next token, the pure
+    composer right after the colon), or a collection as a key (its depth is checked first there)."""
     stack = [node] if isinstance(node, yaml.CollectionNode) else []
     while stack:
         parent = stack.pop()
-        items = (parent.value if isinstance(parent, yaml.SequenceNode)
-                 else [n for pair in parent.value for n in pair])
+        if isinstance(parent, yaml.MappingNode):
+            if any(isinstance(key, yaml.CollectionNode) for key, _ in parent.value):
+                return True
+            items = [n for pair in parent.value for n in pair]
+        else:
+            items = parent.value
         for child in items:
             if isinstance(child, yaml.CollectionNode):
                 stack.append(child)
@@ -306,7 +311,7 @@ def _compose(text: str, *, fast: bool, exact: bool = False) -> Optional[Node]:
         loader = _CLoader(text)
         try:
             node = loader.get_single_node()
-            if not (exact and _empty_in_flow(node)):
+            if not (exact and _read_differently(node)):
                 return node
         except yaml.YAMLError as exc:
             if not exact and (not isinstance(exc, yaml.scanner.ScannerError)

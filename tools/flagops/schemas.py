@@ -134,6 +134,7 @@ FAST_FLAG_SHAPE: dict[str, Any] = {
 }
 _VOCABULARY = ("plan", "environment", "slug")
 _ANNOTATIONS = frozenset({"$schema", "$id", "$comment", "title", "description", "examples", "default"})
+_NESTED_ANNOTATIONS = _ANNOTATIONS - {"$schema", "$id"}
 
 
 #: Keywords whose value maps names to schemas, and keywords whose value is data (not a schema).
@@ -141,28 +142,30 @@ _SCHEMA_MAPS = frozenset({"properties", "patternProperties", "$defs", "dependent
 _DATA = frozenset({"enum", "const", "required"})
 
 
-def schema_shape(node: Any) -> Any:
+def schema_shape(node: Any, *, root: bool = True) -> Any:
     """A schema without annotations, each ``$ref`` reduced to its file name and fragment.
 
     Property names are kept (a property called ``description`` is no annotation), and so is
-    data: the values of ``enum``, ``const`` and ``required``.
+    data: the values of ``enum``, ``const`` and ``required``. ``$id`` and ``$schema`` go only at
+    the root: below it they change what a ``$ref`` names or how a part is read.
     """
     if isinstance(node, dict):
+        dropped = _ANNOTATIONS if root else _NESTED_ANNOTATIONS
         out = {}
         for k, v in node.items():
-            if k in _ANNOTATIONS:
+            if k in dropped:
                 continue
             if k == "$ref" and isinstance(v, str):
                 out[k] = _ref_name(v)
             elif k in _SCHEMA_MAPS and isinstance(v, dict):
-                out[k] = {name: schema_shape(sub) for name, sub in v.items()}
+                out[k] = {name: schema_shape(sub, root=False) for name, sub in v.items()}
             elif k in _DATA:
                 out[k] = v
             else:
-                out[k] = schema_shape(v)
+                out[k] = schema_shape(v, root=False)
         return out
     if isinstance(node, list):
-        return [schema_shape(v) for v in node]
+        return [schema_shape(v, root=False) for v in node]
     return node
 
 
@@ -246,7 +249,7 @@ class Schemas:
         if not isinstance(defs, dict):
             return None
         rest = {**doc, "$defs": {k: v for k, v in defs.items() if k not in _VOCABULARY}}
-        plan, env, slug = (schema_shape(defs.get(name)) for name in _VOCABULARY)
+        plan, env, slug = (schema_shape(defs.get(name), root=False) for name in _VOCABULARY)
         if schema_shape(rest) != FAST_FLAG_SHAPE or not (_is_enum(plan) and _is_enum(env)):
             return None
         if not (isinstance(slug, dict) and set(slug) == {"type", "pattern"} and slug["type"] == "string"
@@ -264,7 +267,7 @@ class Schemas:
     def fast_tenants_check(self) -> bool:
         """True when the tenants schema is the one validation's fast inventory check mirrors."""
         defs = self.documents["flag"].get("$defs", {})
-        slug, plan = schema_shape(defs.get("slug")), schema_shape(defs.get("plan"))
+        slug, plan = schema_shape(defs.get("slug"), root=False), schema_shape(defs.get("plan"), root=False)
         return (schema_shape(self.documents["tenants"]) == FAST_TENANTS_SHAPE
                 and isinstance(slug, dict) and set(slug) == {"type", "pattern"} and slug["type"] == "string"
                 and isinstance(plan, dict) and set(plan) == {"enum"}
