@@ -175,7 +175,7 @@ def build_environment(rules: Mapping[str, Mapping[str, Any]], keys: Sequence[str
     order, plain = array(n, np.int64), array(1, np.int64)
     encoded = array((n, SlugTable.encoded_width(slugs)), np.uint8)
 
-    def sort() -> None:
+    def validate_and_sort() -> None:
         if gate is not None:
             gate()
         plain[0] = SlugTable.fill(slugs, order, encoded)
@@ -192,11 +192,11 @@ def build_environment(rules: Mapping[str, Mapping[str, Any]], keys: Sequence[str
         manifest_sha[:] = np.frombuffer(hashlib.sha256(data).digest(), dtype=np.uint8)
 
     if gate is None:
-        sort()
+        validate_and_sort()
     try:
         share(work, len(bounds) - 1, _reporter(progress, n, environment),
               then=[manifest, snapshot, *([remember] if remember else [])], processes=None if spread else 1,
-              gate=None if gate is None else sort, prepare=prepare)
+              gate=None if gate is None else validate_and_sort, prepare=prepare)
     finally:
         writer.close()
     state = State(list(keys), list(slugs), np.array(packed), writer.digest_list(), np.array(writer.sizes),

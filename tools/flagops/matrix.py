@@ -115,6 +115,11 @@ PARALLEL_HASH_MIN = 200_000
 _UNKNOWN = 255  # bucket not computed yet
 
 
+def id_prefixes(ids: Sequence[str]) -> list[bytes]:
+    """``"<id>:"`` in UTF-8 for each tenant id: what a rollout bucket hashes before the key."""
+    return list(map(str.encode, map(str.__add__, ids, repeat(":"))))
+
+
 def _hash_buckets(prefixes: Sequence[bytes], positions: np.ndarray, key: str) -> bytes:
     """``bucket(id, key)`` for the tenants at ``positions``, one byte each (the hot loop).
 
@@ -146,7 +151,7 @@ class BucketCache:
 
     def _prefix_list(self) -> list[bytes]:
         if self._prefixes is None:
-            self._prefixes = list(map(str.encode, map(str.__add__, self.ids, repeat(":"))))
+            self._prefixes = id_prefixes(self.ids)
         return self._prefixes
 
     def column(self, key: str) -> np.ndarray:
@@ -333,7 +338,7 @@ class ChunkedMatrix:
         if not any(len(positions) for _, positions in cuts):
             return b""
         # This range's "<id>:" prefixes only: made by whichever process hashes the range.
-        prefixes = list(map(str.encode, map(str.__add__, self.index.ids[lo:hi], repeat(":"))))
+        prefixes = id_prefixes(self.index.ids[lo:hi])
         return b"".join(_hash_buckets(prefixes, positions - lo, key) for key, positions in cuts)
 
     def store(self, lo: int, hi: int, data: bytes) -> None:
