@@ -18,6 +18,7 @@ from operator import itemgetter
 from typing import Any, Callable, Optional
 
 import yaml
+from flagops_client.evaluation import AXES
 
 __all__ = ["FlagVocabulary", "TenantColumns", "all_unique", "fast_inventory", "flag_fast_ok", "tenant_columns",
            "tenants_fast_ok"]
@@ -156,6 +157,7 @@ class FlagVocabulary:
 
 _FLAG_FIELDS = frozenset({"key", "description", "owner", "expires", "state", "pct", "scope"})
 _STATES = frozenset({"off", "on", "targeted", "rollout"})
+_AXES = frozenset(AXES)
 # The patterns of the mirrored schema, anchored as JSON Schema reads them (``$``: the end).
 _KEY = re.compile(r"[a-z][a-z0-9_]{1,63}").fullmatch
 _NON_SPACE = re.compile(r"\S").search
@@ -199,7 +201,7 @@ def flag_fast_ok(flag: Any, vocabulary: FlagVocabulary) -> bool:
     if "scope" not in flag:
         return True
     scope = flag["scope"]
-    if type(scope) is not dict or not {"plans", "tenantSlugs", "partnerSlugs", "environments"}.issuperset(scope):
+    if type(scope) is not dict or not _AXES.issuperset(scope):
         return False
     return (_slugs_ok(scope.get("plans", []), vocabulary.plans.__contains__)
             and _slugs_ok(scope.get("environments", []), vocabulary.environments.__contains__)
