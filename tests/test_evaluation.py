@@ -74,6 +74,10 @@ def test_vectorised_buckets_equal_bucket() -> None:
     for key in sorted({r["key"] for r in rows})[:5] + ["k", "unicode_\u00fc"]:
         got = _hash_buckets(prefixes, np.arange(len(ids)), key)
         assert list(got) == [bucket(i, key) for i in ids], key
+        # Some tenants, and every tenant in another order: each position's own bucket.
+        for positions in (np.arange(1, len(ids), 3), np.arange(len(ids))[::-1].copy()):
+            got = _hash_buckets(prefixes, positions, key)
+            assert list(got) == [bucket(ids[p], key) for p in positions.tolist()], key
     assert _hash_buckets(prefixes, np.arange(0), "k") == b""
 
 
