@@ -54,41 +54,48 @@ _JSON_TYPES = {dict: "a mapping", list: "a list", str: "a string", bool: "a bool
                int: "an integer", float: "a number", type(None): "null"}
 
 
+_TYPE_NAMES = {"object": "a mapping", "array": "a list", "string": "a string", "integer": "an integer",
+               "number": "a number", "boolean": "true or false", "null": "null"}
+
+# Keyword -> sentence; {field}, {value} (shown) and {expected} are filled in.
+_SIMPLE_MESSAGES = {
+    "maximum": "{field} {value} is above the maximum of {expected}",
+    "minimum": "{field} {value} is below the minimum of {expected}",
+    "uniqueItems": "{field} lists the same value more than once; keep each once",
+    "format": "{field} {value} is not a valid {expected} (use YYYY-MM-DD)",
+    "minItems": "{field} needs at least {expected} item(s)",
+}
+
+
+def _type_message(field: str, expected: object, value: object) -> str:
+    wanted = expected if isinstance(expected, list) else [expected]
+    got = _JSON_TYPES.get(type(value), type(value).__name__)
+    hint = ""
+    if "string" in wanted and isinstance(value, (int, float)) and not isinstance(value, bool):
+        hint = " (quote it)"
+    elif "integer" in wanted and isinstance(value, float) and value.is_integer():
+        hint = f" (write the digits only: {int(value)})"
+    return f"{field} must be {' or '.join(_TYPE_NAMES.get(w, w) for w in wanted)}, not {got}{hint}"
+
+
 def _schema_message(error: ValidationError) -> str:
     """A sentence an operator understands, instead of jsonschema's repr-based text."""
     field = _field(error.absolute_path)
     kind, expected, value = error.validator, error.validator_value, error.instance
-    if kind == "maximum":
-        return f"{field} {_show(value)} is above the maximum of {expected}"
-    if kind == "minimum":
-        return f"{field} {_show(value)} is below the minimum of {expected}"
+    if kind in _SIMPLE_MESSAGES:
+        return _SIMPLE_MESSAGES[kind].format(field=field, value=_show(value), expected=expected)
+    if kind == "type":
+        return _type_message(field, expected, value)
     if kind == "enum":
         return f"{field} {_show(value)} is not one of: {', '.join(map(str, expected))}"
     if kind == "const":
         return f"{field} must be {_show(expected)}, not {_show(value)}"
-    if kind == "type":
-        wanted = expected if isinstance(expected, list) else [expected]
-        got = _JSON_TYPES.get(type(value), type(value).__name__)
-        names = {"object": "a mapping", "array": "a list", "string": "a string", "integer": "an integer",
-                 "number": "a number", "boolean": "true or false", "null": "null"}
-        hint = ""
-        if "string" in wanted and isinstance(value, (int, float)) and not isinstance(value, bool):
-            hint = " (quote it)"
-        elif "integer" in wanted and isinstance(value, float) and value.is_integer():
-            hint = f" (write the digits only: {int(value)})"
-        return f"{field} must be {' or '.join(names.get(w, w) for w in wanted)}, not {got}{hint}"
     if kind == "pattern":
         if isinstance(value, str) and not value.strip():
             return f"{field} must not be blank"
         return f"{field} {_show(value)} does not match the pattern {expected}"
     if kind == "minLength":
         return f"{field} must not be empty" if expected == 1 else f"{field} needs at least {expected} character(s)"
-    if kind == "uniqueItems":
-        return f"{field} lists the same value more than once; keep each once"
-    if kind == "format":
-        return f"{field} {_show(value)} is not a valid {expected} (use YYYY-MM-DD)"
-    if kind == "minItems":
-        return f"{field} needs at least {expected} item(s)"
     return f"{field}: {error.message}"
 
 

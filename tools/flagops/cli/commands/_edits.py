@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, Callable, Optional
 
 import click
 
-from ..app import err
+from ..app import err, pass_env
 
 if TYPE_CHECKING:
     from ...edit import EditResult, FlagChange
@@ -24,6 +24,11 @@ DRY_RUN_OPTION = click.option("--dry-run", is_flag=True, help="Validate and show
 YES_OPTION = click.option("--yes", "-y", is_flag=True,
                           help="Make a risky change without asking (every tenant of an environment, a "
                                "rollout move of more than 50 points, deleting a flag that is still on).")
+
+
+def edit_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """--dry-run and --yes, then the environment: what every file-editing command takes last."""
+    return DRY_RUN_OPTION(YES_OPTION(pass_env(command)))
 
 
 def _interactive() -> bool:

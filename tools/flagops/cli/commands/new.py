@@ -6,8 +6,8 @@ from typing import Any, Optional
 
 import click
 
-from ..app import Env, err, pass_env
-from ._edits import DRY_RUN_OPTION, YES_OPTION, change_from, run_edit, scope_options
+from ..app import Env, err
+from ._edits import change_from, edit_options, run_edit, scope_options
 
 
 @click.command(name="new")
@@ -18,9 +18,7 @@ from ._edits import DRY_RUN_OPTION, YES_OPTION, change_from, run_edit, scope_opt
 @click.option("--state", type=click.Choice(["off", "on", "targeted", "rollout"]), help="[default: off]")
 @click.option("--pct", type=click.IntRange(0, 100), help="Rollout percentage, 0..100 (with --state rollout).")
 @scope_options
-@DRY_RUN_OPTION
-@YES_OPTION
-@pass_env
+@edit_options
 def command(env: Env, key: str, description: str, owner: Optional[str], expires: Optional[str],
             state: Optional[str], pct: Optional[int], dry_run: bool, yes: bool, **scope: Any) -> int:
     """Create flags/KEY.yaml with the schema modeline, `off` unless --state says otherwise.

@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import click
 
-from ..app import Env, err, pass_env
-from ._edits import DRY_RUN_OPTION, YES_OPTION, run_edit
+from ..app import Env, err
+from ._edits import edit_options, run_edit
 
 
 @click.command(name="restore")
 @click.argument("key")
-@DRY_RUN_OPTION
-@YES_OPTION
-@pass_env
+@edit_options
 def command(env: Env, key: str, dry_run: bool, yes: bool) -> int:
     """Bring a killed flag back: the state and pct its killed: block recorded; the block removed.
 

@@ -6,8 +6,8 @@ from typing import Any, Optional
 
 import click
 
-from ..app import Env, err, pass_env
-from ._edits import DRY_RUN_OPTION, YES_OPTION, change_from, run_edit, scope_options
+from ..app import Env, err
+from ._edits import change_from, edit_options, run_edit, scope_options
 
 
 @click.command(name="set")
@@ -18,9 +18,7 @@ from ._edits import DRY_RUN_OPTION, YES_OPTION, change_from, run_edit, scope_opt
 @click.option("--description", help="New description.")
 @click.option("--owner", help='New owner ("" removes it).')
 @click.option("--expires", metavar="YYYY-MM-DD", help='New expiry date ("" removes it).')
-@DRY_RUN_OPTION
-@YES_OPTION
-@pass_env
+@edit_options
 def command(env: Env, key: str, state: Optional[str], pct: Optional[int], description: Optional[str],
             owner: Optional[str], expires: Optional[str], dry_run: bool, yes: bool, **scope: Any) -> int:
     """Change one flag, validate the result, write it atomically, show the blast radius.
